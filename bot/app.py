@@ -1,0 +1,191 @@
+"""The composition root: `build(settings, **overrides)` wires everything, creates nothing global."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import socket
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+
+from bot.config.organisation import OrganisationConfig, load_organisation
+from bot.config.settings import Settings
+from bot.core.clock import Clock, SystemClock
+from bot.core.ports import ChatPlatform
+from bot.core.types import Platform
+from bot.delivery.dispatcher import Dispatcher
+from bot.delivery.ratelimit import SLACK_LIMITS, TEAMS_LIMITS, UNLIMITED, RateLimiter
+from bot.observability import Metrics
+from bot.platforms.console.platform import ConsolePlatform
+from bot.scheduling import Job, JobScheduler
+from bot.services import basics
+from bot.services.chat import ChatService
+from bot.services.commands import CommandRegistry
+from bot.storage import directory, events
+from bot.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Evangelist:
+    """The running bot: every part, built once, started and stopped together."""
+
+    settings: Settings
+    clock: Clock
+    db: Database
+    metrics: Metrics
+    registry: CommandRegistry
+    organisation: OrganisationConfig | None
+    chat: ChatService
+    dispatcher: Dispatcher
+    scheduler: JobScheduler
+    platforms: dict[str, ChatPlatform]
+    slack_inbound: Any = None
+    teams_inbound: Any = None
+    console: ConsolePlatform | None = None
+    socket_mode: Any = None
+    web: web.Application | None = None
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def prepare(self) -> None:
+        """Load the organisation into the database (the file is the source of truth)."""
+        if self.organisation is not None:
+            async with self.db.transaction() as session:
+                await directory.sync_organisation(session, self.organisation, self.clock.now())
+
+    async def start(self, *, dispatcher: bool = True, scheduler: bool = True) -> None:
+        if dispatcher:
+            self._tasks.append(
+                asyncio.create_task(
+                    self.dispatcher.run(self.settings.outbox_poll_seconds), name="outbox"
+                )
+            )
+        if scheduler:
+            await self.scheduler.start()
+        if self.socket_mode is not None:
+            await self.socket_mode.connect_async()
+            log.info("Slack Socket Mode connected")
+
+    async def stop(self) -> None:
+        """Stop taking work, let the dispatcher finish its batch, release the scheduler role."""
+        if self.socket_mode is not None:
+            await self.socket_mode.close_async()
+        self.dispatcher.stop()
+        for task in self._tasks:
+            try:
+                await asyncio.wait_for(task, timeout=20)
+            except (TimeoutError, asyncio.CancelledError):
+                task.cancel()
+        self._tasks.clear()
+        await self.scheduler.stop()
+        await self.db.close()
+
+
+def build(
+    settings: Settings,
+    *,
+    clock: Clock | None = None,
+    organisation: OrganisationConfig | None = None,
+    console: bool = False,
+    console_media: Path | None = None,
+    platforms: dict[str, ChatPlatform] | None = None,
+    worker_id: str | None = None,
+    **dispatcher_options: Any,
+) -> Evangelist:
+    """Wire the bot. `platforms` replaces real platform clients (tests, benchmarks)."""
+    clock = clock or SystemClock()
+    if organisation is None and settings.config_path is not None:
+        organisation = load_organisation(settings.config_path)
+    db = Database(settings.database_url)
+    metrics = Metrics()
+    registry = CommandRegistry()
+    basics.register(registry)
+    chat = ChatService(db, clock, metrics, registry, organisation)
+    chosen: dict[str, ChatPlatform] = {}
+    limiters: dict[str, RateLimiter] = {}
+    bot = Evangelist(
+        settings=settings,
+        clock=clock,
+        db=db,
+        metrics=metrics,
+        registry=registry,
+        organisation=organisation,
+        chat=chat,
+        dispatcher=None,  # type: ignore[arg-type]
+        scheduler=None,  # type: ignore[arg-type]
+        platforms=chosen,
+    )
+    if settings.slack_enabled:
+        _wire_slack(bot, chosen, limiters)
+    if not console:
+        _wire_teams(bot, chosen, limiters)
+    if console:
+        bot.console = ConsolePlatform(console_media)
+        chosen[Platform.CONSOLE.value] = bot.console
+        limiters[Platform.CONSOLE.value] = RateLimiter(UNLIMITED)
+    chosen.update(platforms or {})
+    bot.dispatcher = Dispatcher(
+        db,
+        chosen,
+        limiters,
+        clock,
+        metrics,
+        worker_id=worker_id or f"{socket.gethostname()}-{os.getpid()}",
+        **dispatcher_options,
+    )
+    chat.on_enqueued = bot.dispatcher.poke
+    bot.scheduler = JobScheduler(db, metrics, _jobs(bot))
+    if not console:
+        from bot.web.server import create_web_app
+
+        bot.web = create_web_app(bot)
+    return bot
+
+
+def _wire_slack(
+    bot: Evangelist, chosen: dict[str, ChatPlatform], limiters: dict[str, RateLimiter]
+) -> None:
+    from bot.platforms.slack.inbound import SlackInbound, web_client
+    from bot.platforms.slack.platform import SlackPlatform
+
+    client = web_client(bot.settings)
+    bot.slack_inbound = SlackInbound(bot.settings, bot.chat, client)
+    chosen[Platform.SLACK.value] = SlackPlatform(client)
+    limiters[Platform.SLACK.value] = RateLimiter(SLACK_LIMITS)
+    if bot.settings.socket_mode:
+        from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+
+        bot.socket_mode = AsyncSocketModeHandler(
+            bot.slack_inbound.app, bot.settings.slack_app_token
+        )
+
+
+def _wire_teams(
+    bot: Evangelist, chosen: dict[str, ChatPlatform], limiters: dict[str, RateLimiter]
+) -> None:
+    from bot.platforms.teams.inbound import TeamsInbound, build_adapter
+    from bot.platforms.teams.platform import TeamsPlatform
+
+    adapter = build_adapter(bot.settings)
+    bot.teams_inbound = TeamsInbound(adapter, bot.chat, bot.db, bot.clock)
+    chosen[Platform.TEAMS.value] = TeamsPlatform(adapter, bot.db, bot.settings, bot.clock)
+    limiters[Platform.TEAMS.value] = RateLimiter(TEAMS_LIMITS)
+
+
+def _jobs(bot: Evangelist) -> list[Job]:
+    async def prune_events() -> None:
+        async with bot.db.transaction() as session:
+            removed = await events.prune_processed(session, bot.clock.now() - timedelta(days=7))
+        if removed:
+            log.info("pruned %s processed-event marks older than 7 days", removed)
+
+    return [
+        Job("outbox.recover", 15, bot.dispatcher.recover_expired),
+        Job("events.prune", 3600, prune_events),
+    ]

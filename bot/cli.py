@@ -1,0 +1,119 @@
+"""The `evangelist` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from bot import __version__
+from bot.core.errors import ConfigurationError
+
+log = logging.getLogger("evangelist")
+
+EXIT_OK, EXIT_FAILURE, EXIT_USAGE = 0, 1, 2
+
+
+def parser() -> argparse.ArgumentParser:
+    top = argparse.ArgumentParser(
+        prog="evangelist",
+        description="Your organisation's in-house social media evangelist for Slack and Teams.",
+    )
+    top.add_argument("--version", action="version", version=f"evangelist {__version__}")
+    commands = top.add_subparsers(dest="command", metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the service (HTTP endpoints, scheduler, outbox)")
+    serve.add_argument(
+        "--config", type=Path, help="organisation YAML (overrides EVANGELIST_CONFIG)"
+    )
+
+    console = commands.add_parser("console", help="the whole bot in this terminal")
+    console.add_argument(
+        "--as",
+        dest="person",
+        metavar="USER",
+        help="speak as this person (id from the organisation file)",
+    )
+    console.add_argument(
+        "--script",
+        metavar="FILE",
+        help="read lines from FILE ('-' for standard input) and exit at its end",
+    )
+    console.add_argument(
+        "--config", type=Path, help="organisation YAML (overrides EVANGELIST_CONFIG)"
+    )
+
+    db = commands.add_parser("db", help="database maintenance")
+    db_commands = db.add_subparsers(dest="db_command", metavar="ACTION")
+    db_commands.add_parser("upgrade", help="migrate the database to the newest schema")
+
+    config = commands.add_parser("config", help="configuration checks")
+    config_commands = config.add_subparsers(dest="config_command", metavar="ACTION")
+    validate = config_commands.add_parser("validate", help="check an organisation YAML file")
+    validate.add_argument("file", type=Path)
+    return top
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        if args.command == "serve":
+            from bot.runner import serve
+
+            return serve(args.config)
+        if args.command == "console":
+            from bot.runner import console
+
+            return console(args.config, args.person, args.script)
+        if args.command == "db" and args.db_command == "upgrade":
+            return _db_upgrade()
+        if args.command == "config" and args.config_command == "validate":
+            return _validate(args.file)
+    except ConfigurationError as error:
+        _print_problems(error)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return EXIT_OK
+    parser().print_help(sys.stderr)
+    return EXIT_USAGE
+
+
+def _db_upgrade() -> int:
+    from bot.config.settings import load_settings, redact_url
+    from bot.storage.migrate import upgrade
+
+    settings = load_settings()
+    upgrade(settings.database_url)
+    print(f"database {redact_url(settings.database_url)} is at the newest schema")
+    return EXIT_OK
+
+
+def _validate(file: Path) -> int:
+    from bot.config.organisation import load_organisation
+
+    org = load_organisation(file)
+    print(
+        f"{file}: OK — {len(org.people)} people, {len(org.teams)} teams, {len(org.topics)} topics"
+    )
+    return EXIT_OK
+
+
+def _print_problems(error: ConfigurationError) -> None:
+    if len(error.problems) == 1 and str(error) == error.problems[0]:
+        print(f"error: {error}", file=sys.stderr)
+        return
+    print(f"error: {error}", file=sys.stderr)
+    for problem in error.problems:
+        print(f"  - {problem}", file=sys.stderr)
+
+
+def install_signal_handlers(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)

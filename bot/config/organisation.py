@@ -1,0 +1,262 @@
+"""The organisation file: people, teams, topics.
+
+Loaded once at start-up and validated strictly: an unknown key is a typo until proven otherwise,
+and every error names its path in the file (and the line, where YAML tells us).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from bot.core.errors import ConfigurationError
+from bot.core.types import Role
+
+_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
+MAX_FILE_BYTES = 5 * 1024 * 1024
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _check_timezone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(
+            f"unknown time zone {value!r} (use an IANA name like Europe/London)"
+        ) from exc
+    return value
+
+
+class PersonConfig(_Strict):
+    id: str = Field(description="short stable key, e.g. 'ada'")
+    name: str = Field(min_length=1, max_length=200)
+    email: str | None = None
+    timezone: str = "UTC"
+    roles: list[Role] = Field(default_factory=lambda: [Role.EMPLOYEE])
+    slack: str | None = Field(default=None, description="Slack user id, e.g. U012AB3CD")
+    teams: str | None = Field(default=None, description="Teams user id (29:...) or AAD object id")
+    console: str | None = Field(default=None, description="console handle; defaults to the id")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _KEY.match(value):
+            raise ValueError("use lower-case letters, digits, '.', '_' or '-' (at most 64)")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return _check_timezone(value)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError(f"{value!r} is not an email address")
+        return value.lower() if value else value
+
+    @field_validator("slack")
+    @classmethod
+    def _slack(cls, value: str | None) -> str | None:
+        if value is not None and not re.match(r"^[UW][A-Z0-9]{2,}$", value):
+            raise ValueError(f"{value!r} is not a Slack user id (they look like U012AB3CD)")
+        return value
+
+    @field_validator("roles")
+    @classmethod
+    def _roles(cls, value: list[Role]) -> list[Role]:
+        return sorted(set(value) | {Role.EMPLOYEE})
+
+
+class ChannelsConfig(_Strict):
+    slack: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(default_factory=list)
+    console: list[str] = Field(default_factory=list)
+
+
+class TeamConfig(_Strict):
+    id: str
+    name: str
+    leaders: list[str] = Field(default_factory=list)
+    members: list[str] = Field(default_factory=list)
+    parent: str | None = None
+    channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
+
+
+class TopicExpert(_Strict):
+    person: str
+    weight: float = Field(default=1.0, gt=0, le=10)
+
+
+class TopicConfig(_Strict):
+    id: str
+    name: str
+    description: str = ""
+    keywords: list[str] = Field(default_factory=list)
+    examples: list[str] = Field(default_factory=list)
+    experts: list[TopicExpert] = Field(default_factory=list)
+    channel: str | None = None
+    fallback_owner: str | None = None
+
+
+class OrganisationInfo(_Strict):
+    name: str
+    timezone: str = "UTC"
+    bot_name: str = "Evangelist"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        return _check_timezone(value)
+
+
+class OrganisationConfig(_Strict):
+    organisation: OrganisationInfo
+    people: list[PersonConfig] = Field(default_factory=list)
+    teams: list[TeamConfig] = Field(default_factory=list)
+    topics: list[TopicConfig] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _references(self) -> OrganisationConfig:
+        problems: list[str] = []
+        people = {p.id for p in self.people}
+        problems += _duplicates("people", [p.id for p in self.people], "id")
+        problems += _duplicates("people", [p.email for p in self.people], "email")
+        problems += _duplicates("people", [p.slack for p in self.people], "slack")
+        problems += _duplicates("people", [p.teams for p in self.people], "teams")
+        problems += _duplicates("teams", [t.id for t in self.teams], "id")
+        problems += _duplicates("topics", [t.id for t in self.topics], "id")
+        team_ids = {t.id for t in self.teams}
+        for i, team in enumerate(self.teams):
+            for field in ("leaders", "members"):
+                for j, ref in enumerate(getattr(team, field)):
+                    if ref not in people:
+                        problems.append(f"teams[{i}].{field}[{j}]: no person with id {ref!r}")
+            if team.parent is not None and team.parent not in team_ids:
+                problems.append(f"teams[{i}].parent: no team with id {team.parent!r}")
+        for i, topic in enumerate(self.topics):
+            for j, expert in enumerate(topic.experts):
+                if expert.person not in people:
+                    problems.append(
+                        f"topics[{i}].experts[{j}].person: no person with id {expert.person!r}"
+                    )
+            if topic.fallback_owner is not None and topic.fallback_owner not in people:
+                problems.append(
+                    f"topics[{i}].fallback_owner: no person with id {topic.fallback_owner!r}"
+                )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def person(self, key: str) -> PersonConfig | None:
+        return next((p for p in self.people if p.id == key), None)
+
+
+def _duplicates(section: str, values: list[str | None], field: str) -> list[str]:
+    seen: dict[str, int] = {}
+    problems = []
+    for index, value in enumerate(values):
+        if value is None:
+            continue
+        if value in seen:
+            problems.append(
+                f"{section}[{index}].{field}: {value!r} is also used by {section}[{seen[value]}]"
+            )
+        else:
+            seen[value] = index
+    return problems
+
+
+def load_organisation(path: str | Path) -> OrganisationConfig:
+    """Read and validate an organisation file, raising `ConfigurationError` with every problem."""
+    file = Path(path)
+    try:
+        size = file.stat().st_size
+    except OSError as exc:
+        raise ConfigurationError(
+            f"{file}: cannot read the organisation file ({exc.strerror})"
+        ) from exc
+    if size > MAX_FILE_BYTES:
+        raise ConfigurationError(
+            f"{file}: {size} bytes is larger than the {MAX_FILE_BYTES} allowed"
+        )
+    try:
+        text = file.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigurationError(
+            f"{file}: not UTF-8 text ({exc.reason} at byte {exc.start})"
+        ) from exc
+    return parse_organisation(text, source=str(file))
+
+
+def parse_organisation(text: str, source: str = "<organisation>") -> OrganisationConfig:
+    try:
+        document = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "somewhere"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ConfigurationError(f"{source}: invalid YAML at {where}: {problem}") from exc
+    if not isinstance(data, dict):
+        raise ConfigurationError(f"{source}: expected a mapping with 'organisation:' at the top")
+    try:
+        return OrganisationConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [_describe(error, document, source) for error in exc.errors()]
+        raise ConfigurationError(
+            f"{source}: {len(problems)} problem(s) in the organisation file", problems
+        ) from exc
+
+
+def _describe(error: Any, document: yaml.Node | None, source: str) -> str:
+    location = list(error["loc"])
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        message = "unknown setting (check the spelling)"
+    if not location and "; " in message:
+        # Cross-reference problems carry their own paths.
+        return "\n".join(f"{source}: {part}" for part in message.split("; "))
+    path = _render_path(location)
+    line = _line_of(document, location)
+    where = f"{source}:{line}" if line else source
+    if "input" in error and error["type"] not in ("missing", "extra_forbidden"):
+        value = error["input"]
+        if isinstance(value, str | int | float | bool):
+            message = f"{message} (got {value!r})"
+    return f"{where}: {path}: {message}"
+
+
+def _render_path(location: list[Any]) -> str:
+    path = ""
+    for part in location:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(top level)"
+
+
+def _line_of(node: yaml.Node | None, location: list[Any]) -> int | None:
+    """Walk the composed YAML tree to find the line of the deepest node on the path."""
+    found = node.start_mark.line + 1 if node is not None else None
+    for part in location:
+        if isinstance(node, yaml.MappingNode):
+            node = next((v for k, v in node.value if k.value == part), None)
+            if node is None:
+                # An unknown key: point at the key itself.
+                return found
+        elif (
+            isinstance(node, yaml.SequenceNode) and isinstance(part, int) and part < len(node.value)
+        ):
+            node = node.value[part]
+        else:
+            return found
+        found = node.start_mark.line + 1
+    return found

@@ -1,0 +1,1 @@
+"""The platform-neutral core: domain types, ports and errors. Imports no SDK."""

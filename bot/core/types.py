@@ -1,0 +1,286 @@
+"""Platform-neutral domain types.
+
+Adapters translate Slack, Teams and console payloads into these at the edge; everything behind
+the adapters speaks only this vocabulary.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class Platform(StrEnum):
+    SLACK = "slack"
+    TEAMS = "teams"
+    CONSOLE = "console"
+
+
+class Role(StrEnum):
+    """What a person may do. Everyone is an employee; the other roles add to that."""
+
+    EMPLOYEE = "employee"
+    EXPERT = "expert"
+    EVANGELIST = "evangelist"
+    LEADER = "leader"
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """How one platform knows a person (a Slack user id, a Teams user id, an email)."""
+
+    platform: str
+    external_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone in the organisation, as the core sees them."""
+
+    id: int
+    key: str
+    name: str
+    timezone: str
+    roles: frozenset[Role]
+    email: str | None = None
+    identities: tuple[Identity, ...] = ()
+    teams: tuple[str, ...] = ()
+    known: bool = True
+    """False for people the bot met on a platform who are not in the organisation file."""
+
+    def has_role(self, role: Role) -> bool:
+        return role in self.roles
+
+    def identity_on(self, platform: str) -> str | None:
+        for identity in self.identities:
+            if identity.platform == platform:
+                return identity.external_id
+        return None
+
+
+class AddressKind(StrEnum):
+    DIRECT = "direct"
+    """A one-to-one conversation with a person."""
+    CHANNEL = "channel"
+    THREAD = "thread"
+    EPHEMERAL = "ephemeral"
+    """Visible only to one person, where they are (Slack ephemeral; a plain reply elsewhere)."""
+    HOME = "home"
+    """The person's home view (Slack App Home). Other platforms send a direct message."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    """Where a message goes or came from, in platform terms but without platform types."""
+
+    platform: Platform
+    kind: AddressKind
+    channel: str | None = None
+    user: str | None = None
+    thread: str | None = None
+    reply_token: str | None = None
+    """An opaque, short-lived reply handle some platforms give (Slack's response_url)."""
+
+    @classmethod
+    def direct(cls, platform: Platform, user: str) -> Address:
+        return cls(platform, AddressKind.DIRECT, user=user)
+
+    @classmethod
+    def to_channel(cls, platform: Platform, channel: str) -> Address:
+        return cls(platform, AddressKind.CHANNEL, channel=channel)
+
+    @classmethod
+    def in_thread(cls, platform: Platform, channel: str, thread: str) -> Address:
+        return cls(platform, AddressKind.THREAD, channel=channel, thread=thread)
+
+    def destination_key(self) -> str:
+        """The unit platforms rate-limit by: a channel, a thread's channel, or a person's DM."""
+        return self.channel or f"user:{self.user}"
+
+    def to_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"platform": self.platform.value, "kind": self.kind.value}
+        for name in ("channel", "user", "thread", "reply_token"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Address:
+        return cls(
+            platform=Platform(data["platform"]),
+            kind=AddressKind(data["kind"]),
+            channel=data.get("channel"),
+            user=data.get("user"),
+            thread=data.get("thread"),
+            reply_token=data.get("reply_token"),
+        )
+
+
+class ButtonStyle(StrEnum):
+    DEFAULT = "default"
+    PRIMARY = "primary"
+    DANGER = "danger"
+
+
+@dataclass(frozen=True, slots=True)
+class Button:
+    """A button on a message. `action` names the handler; `value` is its argument."""
+
+    action: str
+    label: str
+    value: str = ""
+    style: ButtonStyle = ButtonStyle.DEFAULT
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingMessage:
+    """A rich message in a small, neutral markup.
+
+    `text` is the plain summary every platform shows in notifications. `sections` are paragraphs
+    in a minimal markdown: `**bold**`, `_italic_`, `[label](https://url)` and `- ` bullets;
+    adapters translate it to Slack mrkdwn, Adaptive Card markdown or plain console text.
+    """
+
+    text: str
+    sections: tuple[str, ...] = ()
+    buttons: tuple[Button, ...] = ()
+    context: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "text": self.text,
+            "sections": list(self.sections),
+            "buttons": [
+                {"action": b.action, "label": b.label, "value": b.value, "style": b.style.value}
+                for b in self.buttons
+            ],
+            "context": self.context,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> OutgoingMessage:
+        return cls(
+            text=data["text"],
+            sections=tuple(data.get("sections") or ()),
+            buttons=tuple(
+                Button(
+                    b["action"],
+                    b["label"],
+                    b.get("value", ""),
+                    ButtonStyle(b.get("style", "default")),
+                )
+                for b in data.get("buttons") or ()
+            ),
+            context=data.get("context"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRef:
+    """A message the platform accepted, so it can be updated or threaded later."""
+
+    platform: Platform
+    channel: str
+    message_id: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {
+            "platform": self.platform.value,
+            "channel": self.channel,
+            "message_id": self.message_id,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> MessageRef:
+        return cls(Platform(data["platform"]), data["channel"], data["message_id"])
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """Who did something on a platform, before we know which person that is."""
+
+    platform: Platform
+    user_id: str
+    display_name: str | None = None
+    email: str | None = None
+    tenant_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingMessage:
+    """Text addressed to the bot: a mention, a direct message or a slash command."""
+
+    event_id: str
+    actor: Actor
+    text: str
+    where: Address
+    is_command: bool = False
+    mentions_bot: bool = False
+    received_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelMessage:
+    """A message in a channel the bot is in that was not addressed to it.
+
+    Only what features need is kept (links, the thread); the text itself is never stored.
+    """
+
+    event_id: str
+    actor: Actor
+    text: str
+    where: Address
+
+
+@dataclass(frozen=True, slots=True)
+class ButtonPress:
+    event_id: str
+    actor: Actor
+    action: str
+    value: str
+    where: Address
+    message: MessageRef | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MemberJoined:
+    event_id: str
+    actor: Actor
+    channel: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReactionAdded:
+    event_id: str
+    actor: Actor
+    reaction: str
+    item: MessageRef | None
+
+
+@dataclass(frozen=True, slots=True)
+class HomeOpened:
+    event_id: str
+    actor: Actor
+
+
+InboundEvent = (
+    IncomingMessage | ChannelMessage | ButtonPress | MemberJoined | ReactionAdded | HomeOpened
+)
+
+
+@dataclass(slots=True)
+class Delivery:
+    """An outbound message as the outbox hands it to a platform."""
+
+    key: str
+    address: Address
+    message: OutgoingMessage
+    operation: str = "send"
+    """send | update | upload"""
+    update_of: MessageRef | None = None
+    attachment: bytes | None = None
+    attachment_name: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)

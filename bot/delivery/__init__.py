@@ -1,0 +1,1 @@
+"""The outbox: durable, rate-limited, retried sending for every platform."""

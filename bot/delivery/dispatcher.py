@@ -1,0 +1,347 @@
+"""The outbox dispatcher: claims due rows and hands them to the platforms.
+
+Delivery guarantee, stated plainly. A row is claimed (committed), then marked `sending`
+(committed), then sent, then marked `sent`. A worker that dies
+
+- after claiming and before `sending`: the row never reached the platform; when its lease runs
+  out it goes back to pending and is sent once;
+- after `sending` and before `sent`: the platform may or may not have the message. Slack lets us
+  tag each message with its idempotency key (message metadata) and read the conversation back,
+  so the row is reconciled: found → recorded as sent, not found → sent again. The console
+  platform keeps its own record. Teams offers neither an idempotency key nor a way for a bot to
+  read a conversation back, so there the row is sent again and flagged `possible_duplicate`:
+  at least once, with the repeat window limited to a crash between the platform's answer and
+  our commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import timedelta
+
+from bot.core.clock import Clock, as_utc
+from bot.core.errors import DeliveryError, NotSupported
+from bot.core.ports import ChatPlatform
+from bot.core.types import Address, AddressKind, MessageRef, OutgoingMessage
+from bot.delivery import outbox
+from bot.delivery.ratelimit import RateLimiter
+from bot.observability import Metrics
+from bot.storage import directory
+from bot.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+MAX_ATTEMPTS = 8
+BACKOFF_BASE = 2.0
+BACKOFF_CAP = 15 * 60.0
+MAX_INLINE_WAIT = 2.0
+"""Rate-limit waits up to this long happen in the worker; longer ones put the row back."""
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class Dispatcher:
+    """Sends outbox rows for the platforms it is given, at their documented rates."""
+
+    def __init__(
+        self,
+        database: Database,
+        platforms: Mapping[str, ChatPlatform],
+        limiters: Mapping[str, RateLimiter],
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        worker_id: str,
+        lease: timedelta = timedelta(seconds=60),
+        batch_size: int = 50,
+        concurrency: int = 8,
+        sleep: Sleep = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.db = database
+        self.platforms = dict(platforms)
+        self.limiters = dict(limiters)
+        self.clock = clock
+        self.metrics = metrics
+        self.worker_id = worker_id
+        self.lease = lease
+        self.batch_size = batch_size
+        self.concurrency = concurrency
+        self.sleep = sleep
+        self.rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._stopping = False
+
+    def poke(self) -> None:
+        """Tell the loop there is new work (called after a transaction enqueued messages)."""
+        self._wake.set()
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    async def run(self, poll_seconds: float = 1.0) -> None:
+        """Dispatch until `stop()`; wakes on `poke()` or every `poll_seconds`."""
+        while not self._stopping:
+            self._wake.clear()
+            try:
+                sent = await self.dispatch_once()
+            except Exception:
+                log.exception("outbox dispatch failed; retrying shortly")
+                sent = 0
+            if sent or self._stopping:
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
+
+    def stop(self) -> None:
+        self._stopping = True
+        self._wake.set()
+
+    async def drain(self, max_rounds: int = 100) -> int:
+        """Dispatch until nothing is due now (console and tests); returns rows handled."""
+        total = 0
+        for _ in range(max_rounds):
+            handled = await self.dispatch_once()
+            total += handled
+            if handled == 0:
+                break
+        return total
+
+    # -- one round --------------------------------------------------------------------------
+
+    async def dispatch_once(self) -> int:
+        """Claim one batch and deliver it; returns how many rows were handled."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            rows = await outbox.claim_due(
+                session,
+                worker=self.worker_id,
+                now=now,
+                lease=self.lease,
+                limit=self.batch_size,
+                platforms=tuple(self.platforms),
+            )
+        if not rows:
+            return 0
+        groups: dict[tuple[str, str], list[outbox.ClaimedRow]] = defaultdict(list)
+        for row in rows:
+            groups[(row.platform, row.address.destination_key())].append(row)
+        gate = asyncio.Semaphore(self.concurrency)
+
+        async def run_group(group: list[outbox.ClaimedRow]) -> None:
+            async with gate:
+                await self._deliver_group(group)
+
+        await asyncio.gather(*(run_group(g) for g in groups.values()))
+        return len(rows)
+
+    async def _deliver_group(self, rows: list[outbox.ClaimedRow]) -> None:
+        # Rows to one destination go in order, one at a time, as the platforms rate-limit them.
+        for index, row in enumerate(rows):
+            limiter = self.limiters.get(row.platform)
+            if limiter is not None:
+                wait = limiter.wait_time(row.address.destination_key(), self._seconds())
+                if wait > MAX_INLINE_WAIT:
+                    await self._defer([r.id for r in rows[index:]], wait)
+                    return
+                if wait > 0:
+                    await self.sleep(wait)
+            await self._deliver(row)
+
+    async def _defer(self, row_ids: list[int], wait: float) -> None:
+        at = self.clock.now() + timedelta(seconds=wait)
+        async with self.db.transaction() as session:
+            await outbox.release(session, row_ids, self.worker_id, at=at)
+
+    async def _deliver(self, row: outbox.ClaimedRow) -> None:
+        platform = self.platforms[row.platform]
+        async with self.db.transaction() as session:
+            if not await outbox.mark_sending(session, row.id, self.worker_id, self.clock.now()):
+                log.warning("outbox row %s was taken over by another worker", row.id)
+                return
+        started = time.perf_counter()
+        limiter = self.limiters.get(row.platform)
+        if limiter is not None:
+            limiter.record(row.address.destination_key(), self._seconds())
+        try:
+            ref = await send(
+                platform, row.operation, row.address, row.payload, row.attachment, row.key
+            )
+        except DeliveryError as error:
+            await self._failed(row, error)
+            return
+        except Exception as error:  # an SDK bug or an unexpected answer: retry, but say so
+            log.exception("unexpected error sending outbox row %s", row.id)
+            await self._failed(row, DeliveryError(f"unexpected: {error!r}", permanent=False))
+            return
+        self.metrics.send_seconds.labels(row.platform).observe(time.perf_counter() - started)
+        async with self.db.transaction() as session:
+            await outbox.mark_sent(session, row.id, ref, self.clock.now())
+        self.metrics.sent.labels(row.platform).inc()
+
+    async def _failed(self, row: outbox.ClaimedRow, error: DeliveryError) -> None:
+        now = self.clock.now()
+        kind = (
+            "rate_limited"
+            if error.rate_limited
+            else ("permanent" if error.permanent else "transient")
+        )
+        self.metrics.dispatch_errors.labels(row.platform, kind).inc()
+        attempts = row.attempts + 1
+        async with self.db.transaction() as session:
+            if error.permanent or (attempts >= MAX_ATTEMPTS and not error.rate_limited):
+                log.warning(
+                    "outbox row %s failed for good after %s attempt(s): %s",
+                    row.id,
+                    attempts,
+                    error.reason,
+                    extra={"platform": row.platform, "idempotency_key": row.key},
+                )
+                await outbox.mark_failed(session, row.id, error.reason, now)
+                if error.blocked and row.address.user:
+                    await directory.mark_blocked(session, row.platform, row.address.user, now)
+                return
+            if error.outcome_unknown:
+                # Leave it `sending` until the lease runs out; recovery then asks the platform
+                # whether the message arrived before anything is sent again.
+                delay = self.backoff(attempts)
+                await outbox.hold_unknown(
+                    session, row.id, until=now + timedelta(seconds=delay), error=error.reason
+                )
+                log.info(
+                    "outbox row %s outcome unknown (%s); reconciling in %.1fs",
+                    row.id,
+                    error.reason,
+                    delay,
+                )
+                return
+            if error.rate_limited:
+                delay = error.retry_after if error.retry_after is not None else 1.0
+                limiter = self.limiters.get(row.platform)
+                if limiter is not None:
+                    limiter.pause(row.address.destination_key(), self._seconds() + delay)
+            else:
+                delay = self.backoff(attempts, error.retry_after)
+            log.info(
+                "outbox row %s will be retried in %.1fs: %s",
+                row.id,
+                delay,
+                error.reason,
+                extra={"platform": row.platform, "kind": kind},
+            )
+            await outbox.mark_retry(
+                session,
+                row.id,
+                at=now + timedelta(seconds=delay),
+                error=error.reason,
+                count_attempt=not error.rate_limited,
+            )
+
+    def backoff(self, attempts: int, retry_after: float | None = None) -> float:
+        """Exponential backoff with jitter (between half and all of the step), or Retry-After."""
+        if retry_after is not None:
+            return max(0.0, retry_after)
+        step = min(BACKOFF_CAP, BACKOFF_BASE * 2.0 ** max(0, attempts - 1))
+        return step / 2 + self.rng.random() * step / 2
+
+    def _seconds(self) -> float:
+        return self.clock.now().timestamp()
+
+    # -- recovery ---------------------------------------------------------------------------
+
+    async def recover_expired(self) -> int:
+        """Settle rows whose worker vanished (a scheduler job). Returns how many were settled."""
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            expired = await outbox.expired_leases(session, now)
+            snapshot = [
+                (r.id, r.status, r.platform, r.idempotency_key, r.address, r.sending_since)
+                for r in expired
+            ]
+        settled = 0
+        for row_id, status, platform_name, key, address_data, sending_since in snapshot:
+            if status == outbox.CLAIMED:
+                async with self.db.transaction() as session:
+                    await outbox.release_expired(session, row_id, now)
+                settled += 1
+                continue
+            platform = self.platforms.get(platform_name)
+            if platform is None:
+                continue
+            since = as_utc(sending_since or now) - timedelta(seconds=30)
+            try:
+                ref = await platform.find_delivered(Address.from_dict(address_data), key, since)
+            except NotSupported:
+                async with self.db.transaction() as session:
+                    await outbox.requeue_unknown(session, row_id, now, possible_duplicate=True)
+                log.warning(
+                    "outbox row %s had an unknown outcome on %s; resending (may duplicate)",
+                    row_id,
+                    platform_name,
+                )
+                settled += 1
+                continue
+            except DeliveryError as error:
+                log.warning("could not reconcile outbox row %s yet: %s", row_id, error.reason)
+                continue
+            async with self.db.transaction() as session:
+                if ref is not None:
+                    await outbox.mark_sent(session, row_id, ref, now)
+                else:
+                    await outbox.requeue_unknown(session, row_id, now, possible_duplicate=False)
+            settled += 1
+        return settled
+
+
+async def send(
+    platform: ChatPlatform,
+    operation: str,
+    address: Address,
+    payload: dict[str, object],
+    attachment: bytes | None,
+    key: str,
+) -> MessageRef:
+    """Map an outbox row onto the ChatPlatform port."""
+    message = OutgoingMessage.from_dict(payload["message"])  # type: ignore[arg-type]
+    if operation == "update":
+        ref = MessageRef.from_dict(payload["update_of"])  # type: ignore[arg-type]
+        return await platform.update_message(ref, message)
+    if operation == "upload":
+        extra: dict[str, str] = payload.get("extra") or {}  # type: ignore[assignment]
+        return await platform.upload_image(
+            address,
+            attachment or b"",
+            filename=extra.get("filename", "image.png"),
+            title=extra.get("title", message.text),
+            alt_text=extra.get("alt_text", message.text),
+            key=key,
+        )
+    if address.kind is AddressKind.DIRECT:
+        return await platform.send_to_person(_required(address.user, "user"), message, key=key)
+    if address.kind is AddressKind.CHANNEL:
+        return await platform.post_to_channel(
+            _required(address.channel, "channel"), message, key=key
+        )
+    if address.kind is AddressKind.THREAD:
+        return await platform.reply_in_thread(
+            _required(address.channel, "channel"),
+            _required(address.thread, "thread"),
+            message,
+            key=key,
+        )
+    if address.kind is AddressKind.EPHEMERAL:
+        return await platform.send_ephemeral(address, message, key=key)
+    if address.kind is AddressKind.HOME:
+        return await platform.publish_home(_required(address.user, "user"), message, key=key)
+    raise DeliveryError(f"unknown address kind {address.kind}", permanent=True)
+
+
+def _required(value: str | None, name: str) -> str:
+    if not value:
+        raise DeliveryError(f"address has no {name}", permanent=True)
+    return value

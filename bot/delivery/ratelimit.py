@@ -1,0 +1,106 @@
+"""Per-destination and per-platform send rates, with pauses the platform asks for.
+
+The rules are the platforms' documented limits (see PLATFORM-FACTS.md §A.6 and §B.7). Each rule
+is "at most N sends in W seconds", checked on a sliding window of send times; a 429 with
+`Retry-After` pauses the destination (or the whole platform) until then.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Rule:
+    count: int
+    seconds: float
+
+
+@dataclass
+class PlatformLimits:
+    per_destination: tuple[Rule, ...] = ()
+    overall: tuple[Rule, ...] = ()
+
+
+# Slack: chat.postMessage allows about one message per second per channel with short bursts,
+# plus a workspace-wide limit Slack does not publish; 20/s keeps well under it.
+SLACK_LIMITS = PlatformLimits(
+    per_destination=(Rule(3, 3.0),),
+    overall=(Rule(20, 1.0),),
+)
+# Teams, per bot per conversation: 7 per second, 8 per 2 s, 60 per 30 s, 1,800 per hour; per app
+# per tenant about 30 requests per second (Microsoft's pages disagree between 30 and 50).
+TEAMS_LIMITS = PlatformLimits(
+    per_destination=(Rule(7, 1.0), Rule(8, 2.0), Rule(60, 30.0), Rule(1800, 3600.0)),
+    overall=(Rule(30, 1.0),),
+)
+UNLIMITED = PlatformLimits()
+
+
+@dataclass
+class _Window:
+    times: deque[float] = field(default_factory=deque)
+    paused_until: float = 0.0
+
+
+class RateLimiter:
+    """Decides when the next send to a destination may happen. Time is passed in, never read."""
+
+    def __init__(self, limits: PlatformLimits) -> None:
+        self.limits = limits
+        self._destinations: dict[str, _Window] = {}
+        self._overall = _Window()
+
+    def wait_time(self, destination: str, now: float) -> float:
+        """Seconds until a send to `destination` is allowed (0 when it is allowed now)."""
+        wait = max(0.0, self._overall.paused_until - now)
+        wait = max(wait, self._window_wait(self._overall, self.limits.overall, now))
+        window = self._destinations.get(destination)
+        if window is not None:
+            wait = max(wait, window.paused_until - now)
+            wait = max(wait, self._window_wait(window, self.limits.per_destination, now))
+        return wait
+
+    def record(self, destination: str, now: float) -> None:
+        if self.limits.per_destination:
+            self._destinations.setdefault(destination, _Window()).times.append(now)
+        if self.limits.overall:
+            self._overall.times.append(now)
+
+    def pause(self, destination: str | None, until: float) -> None:
+        """Stop sending to one destination, or (None) to the whole platform, until `until`."""
+        window = (
+            self._overall
+            if destination is None
+            else self._destinations.setdefault(destination, _Window())
+        )
+        window.paused_until = max(window.paused_until, until)
+
+    def forget_idle(self, now: float) -> None:
+        """Drop state of destinations that have been quiet longer than the longest rule."""
+        horizon = max((r.seconds for r in self.limits.per_destination), default=0.0)
+        for key in [k for k, w in self._destinations.items() if _idle(w, now, horizon)]:
+            del self._destinations[key]
+
+    @staticmethod
+    def _window_wait(window: _Window, rules: tuple[Rule, ...], now: float) -> float:
+        if not rules:
+            return 0.0
+        longest = max(rule.seconds for rule in rules)
+        while window.times and window.times[0] <= now - longest:
+            window.times.popleft()
+        wait = 0.0
+        for rule in rules:
+            # Sends are in time order: the rule is full when its count-th latest send is
+            # still inside the window, and frees up when that send leaves it.
+            if len(window.times) >= rule.count:
+                oldest_counted = window.times[-rule.count]
+                if oldest_counted > now - rule.seconds:
+                    wait = max(wait, oldest_counted + rule.seconds - now)
+        return wait
+
+
+def _idle(window: _Window, now: float, horizon: float) -> bool:
+    last = window.times[-1] if window.times else float("-inf")
+    return last <= now - horizon and window.paused_until <= now

@@ -1,0 +1,1 @@
+"""Chat platforms behind the ChatPlatform port: Slack, Teams and the local console."""

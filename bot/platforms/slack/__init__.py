@@ -1,0 +1,1 @@
+"""Slack through Bolt's AsyncApp: HTTP at /slack/events, or Socket Mode."""

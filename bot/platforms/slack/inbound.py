@@ -1,0 +1,262 @@
+"""Slack → core events, through Bolt's AsyncApp.
+
+Listeners are thin: acknowledge, translate the payload into a core event, hand it to the chat
+service. Bolt's request verification and self-event filtering stay on. Bolt has no event_id
+de-duplication; the chat service does it in the same transaction as the event's effects, so a
+retry (X-Slack-Retry-Num) is processed only if the first delivery never committed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+from typing import Any
+from urllib.parse import parse_qs
+
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
+from slack_sdk.signature import SignatureVerifier
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bot.config.settings import Settings
+from bot.core.types import (
+    Actor,
+    Address,
+    AddressKind,
+    ButtonPress,
+    ChannelMessage,
+    HomeOpened,
+    IncomingMessage,
+    MemberJoined,
+    MessageRef,
+    Platform,
+    ReactionAdded,
+)
+from bot.platforms.slack.blocks import ACTION_PREFIX, parse_action
+from bot.services.chat import ChatService
+
+log = logging.getLogger(__name__)
+SLACK = Platform.SLACK
+_MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+
+
+def web_client(settings: Settings) -> AsyncWebClient:
+    client = AsyncWebClient(
+        token=settings.slack_bot_token,
+        base_url=settings.slack_api_base_url,
+        timeout=15,
+    )
+    # A 429 is retried once after Retry-After here; anything beyond that goes back to the
+    # outbox, which waits without holding a worker. The SDK's default connection-error retry is
+    # left out on purpose: it re-sends a POST that may already have been posted. The outbox
+    # reconciles such an unknown outcome with the conversation before sending again.
+    client.retry_handlers = [AsyncRateLimitErrorRetryHandler(max_retry_count=1)]
+    return client
+
+
+class SlackInbound:
+    """Owns the Bolt app and the aiohttp handler for /slack/events."""
+
+    def __init__(self, settings: Settings, chat: ChatService, client: AsyncWebClient) -> None:
+        self.settings = settings
+        self.chat = chat
+        self.client = client
+        self.verifier = SignatureVerifier(settings.slack_signing_secret or "")
+        self.app = AsyncApp(
+            client=client,
+            signing_secret=settings.slack_signing_secret or "unused-in-socket-mode",
+            request_verification_enabled=bool(settings.slack_signing_secret),
+            ignoring_self_events_enabled=True,
+            raise_error_for_unhandled_request=False,
+        )
+        self._register()
+
+    # -- HTTP entry point ---------------------------------------------------------------------
+
+    async def handle_http(self, request: web.Request) -> web.StreamResponse:
+        """POST /slack/events: size-capped, signature-checked, parsed, then handed to Bolt."""
+        content_type = request.content_type
+        if content_type not in ("application/json", "application/x-www-form-urlencoded"):
+            return _problem(415, f"unsupported content type {content_type!r}")
+        body_bytes = await request.read()  # aiohttp enforces client_max_size (413)
+        try:
+            body = body_bytes.decode("utf-8")
+        except UnicodeDecodeError:
+            return _problem(400, "body is not UTF-8")
+        if not self.verifier.is_valid(
+            body,
+            request.headers.get("X-Slack-Request-Timestamp", ""),
+            request.headers.get("X-Slack-Signature", ""),
+        ):
+            log.warning("Slack request with a bad or stale signature refused")
+            return _problem(401, "invalid signature")
+        problem = _parse_problem(content_type, body)
+        if problem:
+            log.warning("malformed Slack request: %s", problem)
+            return _problem(400, problem)
+        bolt_request = await to_bolt_request(request)
+        response = await self.app.async_dispatch(bolt_request)
+        if response.status == 404:
+            # Bolt answers 404 for a payload no listener matched (an event type we did not
+            # subscribe to handling). Slack would retry it and count it as a failure, so take it.
+            log.info("Slack payload with no listener acknowledged")
+            return web.json_response({"ok": True, "ignored": True})
+        return await to_aiohttp_response(response)
+
+    # -- listeners ----------------------------------------------------------------------------
+
+    def _register(self) -> None:
+        app = self.app
+        app.event("app_mention")(self._on_mention)
+        app.event("message")(self._on_message)
+        app.event("reaction_added")(self._on_reaction)
+        app.event("member_joined_channel")(self._on_member_joined)
+        app.event("app_home_opened")(self._on_home_opened)
+        app.command("/evangelist")(self._on_command)
+        app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(self._on_action)
+
+    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        where = Address.in_thread(SLACK, event["channel"], event.get("thread_ts") or event["ts"])
+        text = _MENTION.sub("", event.get("text", "")).strip()
+        await self.chat.handle(
+            IncomingMessage(
+                _event_id(body), _actor(event.get("user", "")), text, where, mentions_bot=True
+            )
+        )
+
+    async def _on_message(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        if event.get("subtype") or event.get("bot_id") or not event.get("user"):
+            return  # edits, joins, other bots: not people talking
+        text = event.get("text", "")
+        if event.get("channel_type") == "im":
+            where = Address.to_channel(SLACK, event["channel"])
+            await self.chat.handle(
+                IncomingMessage(
+                    _event_id(body), _actor(event["user"]), _MENTION.sub("", text).strip(), where
+                )
+            )
+            return
+        if context.bot_user_id and f"<@{context.bot_user_id}" in text:
+            return  # the app_mention event carries this one
+        where = Address(
+            SLACK, AddressKind.CHANNEL, channel=event["channel"], thread=event.get("thread_ts")
+        )
+        await self.chat.handle(ChannelMessage(_event_id(body), _actor(event["user"]), text, where))
+
+    async def _on_reaction(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        item = event.get("item") or {}
+        ref = (
+            MessageRef(SLACK, item["channel"], item["ts"])
+            if item.get("type") == "message"
+            else None
+        )
+        await self.chat.handle(
+            ReactionAdded(
+                _event_id(body), _actor(event.get("user", "")), event.get("reaction", ""), ref
+            )
+        )
+
+    async def _on_member_joined(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
+        if event.get("user") == context.bot_user_id:
+            return  # the bot itself was added to a channel
+        await self.chat.handle(
+            MemberJoined(_event_id(body), _actor(event.get("user", "")), event.get("channel", ""))
+        )
+
+    async def _on_home_opened(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        if event.get("tab") != "home":
+            return
+        await self.chat.handle(HomeOpened(_event_id(body), _actor(event.get("user", ""))))
+
+    async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        await ack()
+        where = Address(
+            SLACK,
+            AddressKind.EPHEMERAL,
+            channel=body.get("channel_id"),
+            user=body.get("user_id"),
+            reply_token=body.get("response_url"),
+        )
+        # Slash commands carry no event id; trigger_id is unique per invocation.
+        event_id = f"command:{body.get('trigger_id') or body.get('user_id')}"
+        await self.chat.handle(
+            IncomingMessage(
+                event_id,
+                _actor(body.get("user_id", "")),
+                body.get("text", ""),
+                where,
+                is_command=True,
+            )
+        )
+
+    async def _on_action(self, ack: AsyncAck, body: dict[str, Any], action: dict[str, Any]) -> None:
+        await ack()
+        user = (body.get("user") or {}).get("id", "")
+        channel = (body.get("channel") or {}).get("id")
+        container = body.get("container") or {}
+        name, value = parse_action(action.get("action_id", ""), action.get("value"))
+        if body.get("response_url") or (channel and body.get("response_urls")):
+            where = Address(
+                SLACK,
+                AddressKind.EPHEMERAL,
+                channel=channel,
+                user=user,
+                reply_token=body.get("response_url"),
+            )
+        else:
+            where = Address.direct(SLACK, user)  # e.g. a button on the Home tab
+        message = (
+            MessageRef(SLACK, channel, container["message_ts"])
+            if channel and container.get("message_ts")
+            else None
+        )
+        event_id = f"action:{user}:{action.get('action_ts') or body.get('trigger_id')}"
+        await self.chat.handle(ButtonPress(event_id, _actor(user), name, value, where, message))
+
+
+def _actor(user: str) -> Actor:
+    return Actor(SLACK, user)
+
+
+def _event_id(body: dict[str, Any]) -> str:
+    """The envelope's event_id is stable across Slack's retries; fall back to the event's ts."""
+    event = body.get("event") or {}
+    return str(
+        body.get("event_id") or f"{event.get('type')}:{event.get('event_ts') or event.get('ts')}"
+    )
+
+
+def _parse_problem(content_type: str, body: str) -> str | None:
+    if content_type == "application/json":
+        try:
+            parsed = json.loads(body)
+        except ValueError as exc:
+            return f"invalid JSON ({exc.msg} at position {exc.pos})"
+        if not isinstance(parsed, dict) or "type" not in parsed:
+            return "expected a JSON object with a 'type'"
+        if parsed["type"] == "event_callback" and not isinstance(parsed.get("event"), dict):
+            return "event_callback without an event object"
+        return None
+    form = parse_qs(body, keep_blank_values=True)
+    if "payload" in form:
+        try:
+            payload = json.loads(form["payload"][0])
+        except ValueError as exc:
+            return f"payload is not JSON ({exc.msg})"
+        if not isinstance(payload, dict) or "type" not in payload:
+            return "payload must be a JSON object with a 'type'"
+        return None
+    if "command" not in form:
+        return "form body is neither a slash command nor an interaction payload"
+    return None
+
+
+def _problem(status: int, detail: str) -> web.Response:
+    return web.json_response({"ok": False, "error": detail}, status=status)

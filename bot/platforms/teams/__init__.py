@@ -1,0 +1,1 @@
+"""Microsoft Teams through botbuilder's CloudAdapter at /api/messages."""

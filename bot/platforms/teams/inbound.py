@@ -1,0 +1,251 @@
+"""Teams → core events, behind our own aiohttp handler for /api/messages.
+
+We do not use `CloudAdapter.process()`: with botbuilder 4.17.1 it serialises invoke responses
+twice and answers 500 (PLATFORM-FACTS §B.4). Authentication is done first and separately, so a
+malformed bearer token is a 401, never an unhandled `jwt.DecodeError` (§B.5).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import jwt
+from aiohttp import web
+from botbuilder.core import InvokeResponse, TurnContext
+from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
+from botbuilder.schema import Activity, ActivityTypes
+
+from bot.config.settings import Settings
+from bot.core.clock import Clock
+from bot.core.types import (
+    Actor,
+    Address,
+    ButtonPress,
+    ChannelMessage,
+    InboundEvent,
+    IncomingMessage,
+    MemberJoined,
+    MessageRef,
+    Platform,
+    ReactionAdded,
+)
+from bot.platforms.teams.cards import parse_submit
+from bot.services.chat import ChatService
+from bot.storage import conversations, directory
+from bot.storage.database import Database
+
+log = logging.getLogger(__name__)
+TEAMS = Platform.TEAMS
+INVOKE_RESPONSE_KEY = "BotFrameworkAdapter.InvokeResponse"
+
+
+class _AdapterConfig:
+    """The attribute names ConfigurationBotFrameworkAuthentication reads."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.APP_ID = settings.teams_app_id
+        self.APP_PASSWORD = settings.teams_app_password
+        self.APP_TYPE = settings.teams_app_type
+        self.APP_TENANTID = settings.teams_tenant_id
+
+
+def build_adapter(settings: Settings) -> CloudAdapter:
+    if not settings.teams_auth_enabled:
+        log.warning(
+            "TEAMS_APP_ID is empty: Bot Framework authentication is OFF. Anyone who can reach "
+            "/api/messages can talk to the bot. Use this for local testing only."
+        )
+    return CloudAdapter(ConfigurationBotFrameworkAuthentication(_AdapterConfig(settings)))
+
+
+class TeamsInbound:
+    def __init__(
+        self, adapter: CloudAdapter, chat: ChatService, database: Database, clock: Clock
+    ) -> None:
+        self.adapter = adapter
+        self.chat = chat
+        self.db = database
+        self.clock = clock
+
+    async def handle_http(self, request: web.Request) -> web.StreamResponse:
+        if request.content_type != "application/json":
+            return _problem(415, f"unsupported content type {request.content_type!r}")
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError as exc:
+            return _problem(400, f"invalid JSON: {exc}")
+        if not isinstance(body, dict) or not isinstance(body.get("type"), str):
+            return _problem(400, "expected an Activity object with a 'type'")
+        try:
+            activity = Activity().deserialize(body)
+        except Exception as exc:  # msrest raises DeserializationError and friends
+            return _problem(400, f"not a valid Activity: {exc}")
+        if (
+            not activity.service_url
+            or activity.conversation is None
+            or activity.from_property is None
+        ):
+            return _problem(400, "an Activity needs serviceUrl, conversation and from")
+        try:
+            auth = await self.adapter.bot_framework_authentication.authenticate_request(
+                activity, request.headers.get("Authorization", "")
+            )
+        except (PermissionError, jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
+            log.warning("Teams request refused: %s", type(exc).__name__)
+            return _problem(401, "unauthorized")
+        except Exception as exc:
+            # Fetching signing keys failed or similar: not the caller's fault, not a crash.
+            log.warning("could not authenticate a Teams request: %r", exc)
+            return _problem(503, "could not verify the request now")
+        response = await self.adapter.process_activity(auth, activity, self.on_turn)
+        if isinstance(response, InvokeResponse):
+            return web.json_response(response.body, status=response.status or 200)
+        return web.Response(status=200)
+
+    async def on_turn(self, context: TurnContext) -> None:
+        activity = context.activity
+        await self._remember(activity)
+        if activity.type == ActivityTypes.invoke:
+            await self._on_invoke(context)
+            return
+        for event in self._translate(activity):
+            await self.chat.handle(event)
+
+    async def _remember(self, activity: Activity) -> None:
+        """Save the conversation reference of every inbound activity (proactive sends need it)."""
+        reference = TurnContext.get_conversation_reference(activity)
+        conversation = activity.conversation
+        tenant = getattr(conversation, "tenant_id", None) or _tenant(activity)
+        async with self.db.transaction() as session:
+            await conversations.save_reference(
+                session,
+                platform=TEAMS.value,
+                conversation_id=conversation.id,
+                conversation_type=conversation.conversation_type or "personal",
+                user_id=activity.from_property.id,
+                tenant_id=tenant,
+                service_url=activity.service_url,
+                reference=reference.serialize(),
+                now=self.clock.now(),
+            )
+            if activity.type == ActivityTypes.installation_update:
+                action = (activity.action or "").lower()
+                user = activity.from_property.id
+                if action.startswith("remove"):
+                    await directory.mark_blocked(session, TEAMS.value, user, self.clock.now())
+                elif action.startswith("add"):
+                    await directory.clear_blocked(session, TEAMS.value, user)
+
+    def _translate(self, activity: Activity) -> list[InboundEvent]:
+        actor = _actor(activity)
+        conversation = activity.conversation.id
+        where = Address.to_channel(TEAMS, conversation)
+        event_id = activity.id or f"{activity.type}:{conversation}:{activity.timestamp}"
+        if activity.type == ActivityTypes.message:
+            submitted = parse_submit(activity.value)
+            if submitted is not None:
+                message = (
+                    MessageRef(TEAMS, conversation, activity.reply_to_id)
+                    if activity.reply_to_id
+                    else None
+                )
+                return [ButtonPress(event_id, actor, submitted[0], submitted[1], where, message)]
+            text, mentioned = _strip_bot_mention(activity)
+            personal = (activity.conversation.conversation_type or "personal") == "personal"
+            if personal or mentioned:
+                return [IncomingMessage(event_id, actor, text, where, mentions_bot=mentioned)]
+            return [ChannelMessage(event_id, actor, text, where)]
+        if activity.type == ActivityTypes.conversation_update:
+            bot_id = activity.recipient.id if activity.recipient else None
+            name = activity.conversation.name or _channel_name(activity) or "the team"
+            return [
+                MemberJoined(f"{event_id}:{member.id}", Actor(TEAMS, member.id, member.name), name)
+                for member in activity.members_added or []
+                if member.id != bot_id
+            ]
+        if activity.type == ActivityTypes.message_reaction:
+            item = (
+                MessageRef(TEAMS, conversation, activity.reply_to_id)
+                if activity.reply_to_id
+                else None
+            )
+            return [
+                ReactionAdded(f"{event_id}:{i}", actor, reaction.type or "", item)
+                for i, reaction in enumerate(activity.reactions_added or [])
+            ]
+        return []
+
+    async def _on_invoke(self, context: TurnContext) -> None:
+        activity = context.activity
+        if activity.name != "adaptiveCard/action":
+            await _invoke_response(
+                context, 400, {"code": "NotSupported", "message": f"invoke {activity.name!r}"}
+            )
+            return
+        action = (activity.value or {}).get("action") or {}
+        data = action.get("data") or {}
+        submitted = parse_submit(data) or ((action.get("verb") or "", ""))
+        where = Address.to_channel(TEAMS, activity.conversation.id)
+        await self.chat.handle(
+            ButtonPress(
+                activity.id or f"invoke:{activity.timestamp}",
+                _actor(activity),
+                submitted[0],
+                submitted[1],
+                where,
+            )
+        )
+        await _invoke_response(
+            context,
+            200,
+            {
+                "statusCode": 200,
+                "type": "application/vnd.microsoft.activity.message",
+                "value": "Got it.",
+            },
+        )
+
+
+async def _invoke_response(context: TurnContext, status: int, body: dict[str, Any]) -> None:
+    await context.send_activity(
+        Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=status, body=body))
+    )
+
+
+def _actor(activity: Activity) -> Actor:
+    sender = activity.from_property
+    return Actor(TEAMS, sender.id, display_name=sender.name, tenant_id=_tenant(activity))
+
+
+def _tenant(activity: Activity) -> str | None:
+    data = activity.channel_data or {}
+    tenant = data.get("tenant") if isinstance(data, dict) else None
+    return tenant.get("id") if isinstance(tenant, dict) else None
+
+
+def _channel_name(activity: Activity) -> str | None:
+    data = activity.channel_data or {}
+    channel = data.get("channel") if isinstance(data, dict) else None
+    return channel.get("name") if isinstance(channel, dict) else None
+
+
+def _strip_bot_mention(activity: Activity) -> tuple[str, bool]:
+    """Remove '<at>Bot</at>' for mentions of this bot; say whether there was one."""
+    text = activity.text or ""
+    bot_id = activity.recipient.id if activity.recipient else None
+    mentioned = False
+    for entity in activity.entities or []:
+        if entity.type != "mention":
+            continue
+        props = entity.additional_properties or {}
+        if (props.get("mentioned") or {}).get("id") == bot_id:
+            mentioned = True
+            text = text.replace(props.get("text") or "", "")
+    return " ".join(text.split()), mentioned
+
+
+def _problem(status: int, detail: str) -> web.Response:
+    return web.json_response({"error": detail}, status=status)

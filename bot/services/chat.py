@@ -1,0 +1,216 @@
+"""What the bot does with each inbound event, the same on every platform.
+
+One transaction per event: the de-duplication mark, the state change and the outbox rows for
+the replies commit together, so a platform's retry is either ignored (it committed) or
+processed in full (it did not).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config.organisation import OrganisationConfig
+from bot.core.clock import Clock
+from bot.core.errors import PermissionDenied
+from bot.core.types import (
+    Address,
+    AddressKind,
+    ButtonPress,
+    ChannelMessage,
+    HomeOpened,
+    InboundEvent,
+    IncomingMessage,
+    MemberJoined,
+    OutgoingMessage,
+    Person,
+    ReactionAdded,
+)
+from bot.delivery import outbox
+from bot.observability import Metrics
+from bot.services import basics
+from bot.services.commands import CommandContext, CommandRegistry, split_command
+from bot.storage import audit, directory, events
+from bot.storage.database import Database
+
+log = logging.getLogger(__name__)
+
+SORRY = OutgoingMessage(
+    text="Sorry, something went wrong on my side. Please try again in a minute.",
+)
+
+
+class ChatService:
+    """Turns inbound events into state changes and outbox rows."""
+
+    def __init__(
+        self,
+        database: Database,
+        clock: Clock,
+        metrics: Metrics,
+        registry: CommandRegistry,
+        organisation: OrganisationConfig | None = None,
+        on_enqueued: Callable[[], None] | None = None,
+    ) -> None:
+        self.db = database
+        self.clock = clock
+        self.metrics = metrics
+        self.registry = registry
+        self.organisation = organisation
+        self.on_enqueued = on_enqueued or (lambda: None)
+
+    @property
+    def bot_name(self) -> str:
+        return self.organisation.organisation.bot_name if self.organisation else "Evangelist"
+
+    async def handle(self, event: InboundEvent) -> bool:
+        """Process one event; False when it was a duplicate. Never raises for a bad event."""
+        platform = event.actor.platform.value
+        kind = type(event).__name__
+        self.metrics.events.labels(platform, kind).inc()
+        try:
+            async with self.db.transaction() as session:
+                now = self.clock.now()
+                if not await events.mark_processed(session, platform, event.event_id, now):
+                    self.metrics.duplicates.labels(platform).inc()
+                    log.info("duplicate %s %s ignored", platform, event.event_id)
+                    return False
+                replies = await self._dispatch(session, event, now)
+                wrote = await self._enqueue_replies(session, event, replies, now)
+        except Exception:
+            self.metrics.event_errors.labels(platform).inc()
+            log.exception(
+                "handling %s %s failed", kind, event.event_id, extra={"platform": platform}
+            )
+            await self._apologise(event)
+            return True
+        if wrote:
+            self.on_enqueued()
+        return True
+
+    async def _dispatch(
+        self, session: AsyncSession, event: InboundEvent, now: datetime
+    ) -> list[tuple[Address, OutgoingMessage, int | None]]:
+        if isinstance(event, IncomingMessage):
+            person = await directory.resolve_actor(session, event.actor, now)
+            await directory.clear_blocked(session, event.actor.platform.value, event.actor.user_id)
+            name, args = split_command(event.text)
+            return await self._run_command(
+                session, person, name, args, event.where, now, is_action=False
+            )
+        if isinstance(event, ButtonPress):
+            person = await directory.resolve_actor(session, event.actor, now)
+            return await self._run_command(
+                session, person, event.action, event.value, event.where, now, is_action=True
+            )
+        if isinstance(event, MemberJoined):
+            return await self._welcome(session, event, now)
+        if isinstance(event, HomeOpened):
+            person = await directory.resolve_actor(session, event.actor, now)
+            home = basics.help_message(person, self.registry, self.bot_name)
+            address = Address(event.actor.platform, AddressKind.HOME, user=event.actor.user_id)
+            return [(address, home, person.id)]
+        if isinstance(event, ReactionAdded | ChannelMessage):
+            # Participation signals and pasted brand-page links are picked up by the question
+            # desk and the nudges; the foundation only counts them and keeps no content.
+            return []
+        raise TypeError(f"unknown event {event!r}")
+
+    async def _run_command(
+        self,
+        session: AsyncSession,
+        person: Person,
+        name: str,
+        args: str,
+        where: Address,
+        now: datetime,
+        *,
+        is_action: bool,
+    ) -> list[tuple[Address, OutgoingMessage, int | None]]:
+        handler = self.registry.find_action(name) if is_action else None
+        command = None if is_action else self.registry.find(name)
+        ctx = CommandContext(
+            session=session,
+            person=person,
+            args=args,
+            where=where,
+            platform=where.platform,
+            now=now,
+            organisation=self.organisation,
+            registry=self.registry,
+        )
+        if is_action and handler is None:
+            ctx.reply("That button is no longer active. Say `help` to see what I can do now.")
+        elif not is_action and command is None:
+            ctx.reply(
+                OutgoingMessage(
+                    text=f"I don't know `{name[:40]}` yet.",
+                    sections=(f"I don't know `{name[:40]}` yet. Say `help` to see what I can do.",),
+                )
+            )
+        else:
+            try:
+                await (handler or command.handler)(ctx)  # type: ignore[union-attr]
+            except PermissionDenied as denied:
+                audit.record(
+                    session,
+                    at=now,
+                    actor=person,
+                    action=name,
+                    outcome="denied",
+                    details={"permission": denied.permission},
+                )
+                ctx.replies.clear()
+                ctx.reply(f"Sorry, only the evangelist can {denied.permission}.")
+        return [(where, message, person.id) for message in ctx.replies]
+
+    async def _welcome(
+        self, session: AsyncSession, event: MemberJoined, now: datetime
+    ) -> list[tuple[Address, OutgoingMessage, int | None]]:
+        person = await directory.resolve_actor(session, event.actor, now)
+        if not await directory.claim_welcome(session, person.id, now):
+            return []
+        message = basics.welcome_message(person, event.channel, self.bot_name)
+        return [(Address.direct(event.actor.platform, event.actor.user_id), message, person.id)]
+
+    async def _enqueue_replies(
+        self,
+        session: AsyncSession,
+        event: InboundEvent,
+        replies: list[tuple[Address, OutgoingMessage, int | None]],
+        now: datetime,
+    ) -> bool:
+        wrote = False
+        for index, (address, message, person_id) in enumerate(replies):
+            key = f"{_key_prefix(event)}:{event.actor.platform.value}:{event.event_id}:{index}"
+            wrote |= await outbox.enqueue(
+                session, key=key, address=address, message=message, now=now, person_id=person_id
+            )
+        return wrote
+
+    async def _apologise(self, event: InboundEvent) -> None:
+        if not isinstance(event, IncomingMessage | ButtonPress):
+            return
+        try:
+            async with self.db.transaction() as session:
+                await outbox.enqueue(
+                    session,
+                    key=f"sorry:{event.actor.platform.value}:{event.event_id}",
+                    address=event.where,
+                    message=SORRY,
+                    now=self.clock.now(),
+                )
+            self.on_enqueued()
+        except Exception:
+            log.exception("could not even apologise for event %s", event.event_id)
+
+
+def _key_prefix(event: InboundEvent) -> str:
+    return {
+        MemberJoined: "welcome",
+        HomeOpened: "home",
+        ButtonPress: "press",
+    }.get(type(event), "reply")

@@ -1,0 +1,86 @@
+"""The command registry behind `/evangelist …`, mentions and direct messages.
+
+Capabilities register their commands and buttons here; `help` lists what each person's roles
+let them use, so the help text grows as features land.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from bot.config.organisation import OrganisationConfig
+from bot.core.permissions import Permission
+from bot.core.types import Address, OutgoingMessage, Person, Platform
+
+
+@dataclass
+class CommandContext:
+    """What a command handler gets: the person, their words, where to answer, a transaction."""
+
+    session: AsyncSession
+    person: Person
+    args: str
+    where: Address
+    platform: Platform
+    now: datetime
+    organisation: OrganisationConfig | None
+    registry: CommandRegistry
+    replies: list[OutgoingMessage] = field(default_factory=list)
+
+    def reply(self, message: OutgoingMessage | str) -> None:
+        self.replies.append(OutgoingMessage(text=message) if isinstance(message, str) else message)
+
+
+Handler = Callable[[CommandContext], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    summary: str
+    handler: Handler
+    permission: Permission | None = None
+    usage: str = ""
+    aliases: tuple[str, ...] = ()
+
+
+class CommandRegistry:
+    def __init__(self) -> None:
+        self._commands: dict[str, Command] = {}
+        self._actions: dict[str, Handler] = {}
+
+    def command(self, command: Command) -> None:
+        for name in (command.name, *command.aliases):
+            if name in self._commands:
+                raise ValueError(f"command {name!r} registered twice")
+            self._commands[name] = command
+
+    def action(self, name: str, handler: Handler) -> None:
+        """Register a button action; the button's value arrives as the context's `args`."""
+        if name in self._actions:
+            raise ValueError(f"action {name!r} registered twice")
+        self._actions[name] = handler
+
+    def find(self, name: str) -> Command | None:
+        return self._commands.get(name.lower())
+
+    def find_action(self, name: str) -> Handler | None:
+        return self._actions.get(name)
+
+    def listed(self) -> list[Command]:
+        seen: dict[str, Command] = {}
+        for command in self._commands.values():
+            seen.setdefault(command.name, command)
+        return list(seen.values())
+
+
+def split_command(text: str) -> tuple[str, str]:
+    """'whoami  please' → ('whoami', 'please'); empty text means help."""
+    words = text.strip().split(maxsplit=1)
+    if not words:
+        return "help", ""
+    return words[0].lower().lstrip("/"), words[1] if len(words) > 1 else ""

@@ -1,0 +1,1 @@
+"""The learning library: curated links, checks, picks and sharing (arrives with its issue)."""
