@@ -69,13 +69,23 @@ class Evangelist:
         if scheduler:
             await self.scheduler.start()
         if self.socket_mode is not None:
+            # Connecting retries on its own with backoff; the rest of the service must not wait.
+            self._tasks.append(asyncio.create_task(self._connect_socket_mode(), name="socket-mode"))
+
+    async def _connect_socket_mode(self) -> None:
+        try:
             await self.socket_mode.connect_async()
             log.info("Slack Socket Mode connected")
+        except Exception:
+            log.exception("Slack Socket Mode could not connect; check SLACK_APP_TOKEN")
 
     async def stop(self) -> None:
         """Stop taking work, let the dispatcher finish its batch, release the scheduler role."""
         if self.socket_mode is not None:
-            await self.socket_mode.close_async()
+            try:
+                await self.socket_mode.close_async()
+            except Exception:
+                log.exception("closing the Socket Mode connection failed")
         self.dispatcher.stop()
         for task in self._tasks:
             try:
@@ -152,11 +162,12 @@ def _wire_slack(
     bot: Evangelist, chosen: dict[str, ChatPlatform], limiters: dict[str, RateLimiter]
 ) -> None:
     from bot.platforms.slack.inbound import SlackInbound, web_client
-    from bot.platforms.slack.platform import SlackPlatform
+    from bot.platforms.slack.platform import SlackPeople, SlackPlatform
 
     client = web_client(bot.settings)
     bot.slack_inbound = SlackInbound(bot.settings, bot.chat, client)
     chosen[Platform.SLACK.value] = SlackPlatform(client)
+    bot.chat.directories[Platform.SLACK.value] = SlackPeople(client)
     limiters[Platform.SLACK.value] = RateLimiter(SLACK_LIMITS)
     if bot.settings.socket_mode:
         from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
@@ -173,7 +184,9 @@ def _wire_teams(
     from bot.platforms.teams.platform import TeamsPlatform
 
     adapter = build_adapter(bot.settings)
-    bot.teams_inbound = TeamsInbound(adapter, bot.chat, bot.db, bot.clock)
+    bot.teams_inbound = TeamsInbound(
+        adapter, bot.chat, bot.db, bot.clock, auth_enabled=bot.settings.teams_auth_enabled
+    )
     chosen[Platform.TEAMS.value] = TeamsPlatform(adapter, bot.db, bot.settings, bot.clock)
     limiters[Platform.TEAMS.value] = RateLimiter(TEAMS_LIMITS)
 

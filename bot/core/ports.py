@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Protocol
 
-from bot.core.types import Address, MessageRef, OutgoingMessage, Platform
+from bot.core.types import Address, MessageRef, OutgoingMessage, Platform, Profile
 
 
 class ChatPlatform(Protocol):
@@ -55,3 +55,9 @@ class ChatPlatform(Protocol):
         Raises `NotSupported` where the platform offers no way to read back what it delivered.
         """
         ...
+
+
+class PeopleDirectory(Protocol):
+    """Looks up a platform user the organisation file does not name (their name, email, zone)."""
+
+    async def profile(self, user_id: str) -> Profile | None: ...

@@ -207,6 +207,16 @@ class Actor:
     display_name: str | None = None
     email: str | None = None
     tenant_id: str | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Profile:
+    """What a platform tells us about one of its users."""
+
+    name: str | None = None
+    email: str | None = None
+    timezone: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,10 +54,17 @@ def register(registry: CommandRegistry) -> None:
     registry.action("dismiss", dismiss_action)
 
 
+def first_name(person: Person) -> str:
+    """How to greet someone; never by a raw platform id when we do not know their name."""
+    if not person.name or any(person.name == i.external_id for i in person.identities):
+        return "there"
+    return person.name.split()[0]
+
+
 def help_message(
     person: Person, registry: CommandRegistry, bot_name: str = "Evangelist"
 ) -> OutgoingMessage:
-    first = person.name.split()[0] if person.name else "there"
+    first = first_name(person)
     roles = [r for r in (Role.EXPERT, Role.LEADER, Role.EVANGELIST) if person.has_role(r)]
     intro = [ROLE_INTROS[Role.EMPLOYEE], *(ROLE_INTROS[r] for r in roles)]
     commands = [
@@ -104,7 +111,7 @@ async def whoami_command(ctx: CommandContext) -> None:
     for identity in person.identities:
         if identity.platform in labels:
             lines.append(f"- {labels[identity.platform]}: `{identity.external_id}`")
-    sections = [f"**This is how I know you, {person.name.split()[0]}:**", "\n".join(lines)]
+    sections = [f"**This is how I know you, {first_name(person)}:**", "\n".join(lines)]
     if not person.known:
         sections.append(
             "You are not in the organisation file yet, so I treat you as an employee in UTC. "
@@ -148,7 +155,7 @@ async def dismiss_action(ctx: CommandContext) -> None:
 
 
 def welcome_message(person: Person, channel: str, bot_name: str) -> OutgoingMessage:
-    first = person.name.split()[0] if person.name else "there"
+    first = first_name(person)
     return OutgoingMessage(
         text=f"Welcome, {first}! I'm {bot_name}.",
         sections=(

@@ -7,8 +7,10 @@ processed in full (it did not).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from bot.config.organisation import OrganisationConfig
 from bot.core.clock import Clock
 from bot.core.errors import PermissionDenied
+from bot.core.ports import PeopleDirectory
 from bot.core.types import (
     Address,
     AddressKind,
@@ -54,6 +57,7 @@ class ChatService:
         registry: CommandRegistry,
         organisation: OrganisationConfig | None = None,
         on_enqueued: Callable[[], None] | None = None,
+        directories: Mapping[str, PeopleDirectory] | None = None,
     ) -> None:
         self.db = database
         self.clock = clock
@@ -61,6 +65,7 @@ class ChatService:
         self.registry = registry
         self.organisation = organisation
         self.on_enqueued = on_enqueued or (lambda: None)
+        self.directories: dict[str, PeopleDirectory] = dict(directories or {})
 
     @property
     def bot_name(self) -> str:
@@ -72,6 +77,7 @@ class ChatService:
         kind = type(event).__name__
         self.metrics.events.labels(platform, kind).inc()
         try:
+            event = await self._introduce(event)
             async with self.db.transaction() as session:
                 now = self.clock.now()
                 if not await events.mark_processed(session, platform, event.event_id, now):
@@ -90,6 +96,34 @@ class ChatService:
         if wrote:
             self.on_enqueued()
         return True
+
+    async def _introduce(self, event: InboundEvent) -> InboundEvent:
+        """Ask the platform who a newcomer is (name, email, time zone) before we meet them.
+
+        Only for platform users we have no identity for, so it costs one lookup per person ever;
+        their email links them to the organisation file when the file lists them by email only.
+        """
+        actor = event.actor
+        directory_port = self.directories.get(actor.platform.value)
+        if directory_port is None or actor.display_name or not actor.user_id:
+            return event
+        async with self.db.transaction() as session:
+            if await directory.is_known_identity(session, actor.platform.value, actor.user_id):
+                return event
+        try:
+            profile = await asyncio.wait_for(directory_port.profile(actor.user_id), timeout=5)
+        except Exception as exc:
+            log.info("could not look up %s user %s: %r", actor.platform.value, actor.user_id, exc)
+            return event
+        if profile is None:
+            return event
+        introduced = dataclasses.replace(
+            actor,
+            display_name=profile.name or actor.display_name,
+            email=profile.email or actor.email,
+            timezone=profile.timezone or actor.timezone,
+        )
+        return dataclasses.replace(event, actor=introduced)
 
     async def _dispatch(
         self, session: AsyncSession, event: InboundEvent, now: datetime

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -158,7 +159,7 @@ async def resolve_actor(session: AsyncSession, actor: Actor, now: datetime) -> P
         key=f"{actor.platform.value}:{actor.user_id}"[:100],
         name=actor.display_name or actor.user_id,
         email=None,
-        timezone="UTC",
+        timezone=_valid_zone(actor.timezone),
         roles=Role.EMPLOYEE.value,
         in_directory=False,
         created_at=now,
@@ -221,3 +222,22 @@ async def channels_of(session: AsyncSession, person_id: int, platform: str) -> l
         .order_by(TeamChannelRow.channel)
     )
     return list(channels.all())
+
+
+def _valid_zone(name: str | None) -> str:
+    if not name:
+        return "UTC"
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return "UTC"
+    return name
+
+
+async def is_known_identity(session: AsyncSession, platform: str, external_id: str) -> bool:
+    found = await session.scalar(
+        select(IdentityRow.id).where(
+            IdentityRow.platform == platform, IdentityRow.external_id == external_id
+        )
+    )
+    return found is not None

@@ -382,7 +382,6 @@ class FakeSlackApi(FakeHttpServer):
         # text/plain content type to accept it.
         return build_response(200, f"OK - {len(call.raw_body)}")
 
-
     # -- response_url ------------------------------------------------------
 
     async def _response(self, request: web.Request) -> web.StreamResponse:
@@ -468,7 +467,8 @@ def _check_token(call: RecordedCall) -> None:
     token = token or str(call.params.get("token", ""))
     if not token:
         raise SlackError("not_authed")
-    if not token.startswith("xox"):
+    # Bot and user tokens are xox…; app-level tokens (xapp-…) open Socket Mode connections.
+    if not token.startswith(("xox", "xapp-")):
         raise SlackError("invalid_auth")
 
 

@@ -13,7 +13,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from slack_sdk.webhook.async_client import AsyncWebhookClient
 
 from bot.core.errors import DeliveryError, NotSupported
-from bot.core.types import Address, AddressKind, MessageRef, OutgoingMessage, Platform
+from bot.core.types import Address, AddressKind, MessageRef, OutgoingMessage, Platform, Profile
 from bot.platforms.slack.blocks import plain_text, render_blocks
 
 log = logging.getLogger(__name__)
@@ -217,6 +217,20 @@ class SlackPlatform:
             ):
                 return MessageRef(Platform.SLACK, channel, str(item["ts"]))
         return None
+
+
+class SlackPeople:
+    """Newcomers' names, emails and time zones from users.info (scopes users:read(.email))."""
+
+    def __init__(self, client: AsyncWebClient) -> None:
+        self.client = client
+
+    async def profile(self, user_id: str) -> Profile | None:
+        response = await _call(lambda: self.client.users_info(user=user_id))
+        user = response.get("user") or {}
+        details = user.get("profile") or {}
+        name = details.get("real_name") or user.get("real_name") or details.get("display_name")
+        return Profile(name=name or None, email=details.get("email"), timezone=user.get("tz"))
 
 
 async def _call(request: Callable[[], Awaitable[T]]) -> T:

@@ -7,6 +7,8 @@ malformed bearer token is a 401, never an unhandled `jwt.DecodeError` (§B.5).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import json
 import logging
 from typing import Any
@@ -14,8 +16,10 @@ from typing import Any
 import jwt
 from aiohttp import web
 from botbuilder.core import InvokeResponse, TurnContext
+from botbuilder.core.teams import TeamsInfo
 from botbuilder.integration.aiohttp import CloudAdapter, ConfigurationBotFrameworkAuthentication
 from botbuilder.schema import Activity, ActivityTypes
+from botframework.connector.auth import AuthenticateRequestResult
 
 from bot.config.settings import Settings
 from bot.core.clock import Clock
@@ -38,7 +42,7 @@ from bot.storage.database import Database
 
 log = logging.getLogger(__name__)
 TEAMS = Platform.TEAMS
-INVOKE_RESPONSE_KEY = "BotFrameworkAdapter.InvokeResponse"
+AUTH_TIMEOUT = 10.0
 
 
 class _AdapterConfig:
@@ -62,12 +66,19 @@ def build_adapter(settings: Settings) -> CloudAdapter:
 
 class TeamsInbound:
     def __init__(
-        self, adapter: CloudAdapter, chat: ChatService, database: Database, clock: Clock
+        self,
+        adapter: CloudAdapter,
+        chat: ChatService,
+        database: Database,
+        clock: Clock,
+        *,
+        auth_enabled: bool = False,
     ) -> None:
         self.adapter = adapter
         self.chat = chat
         self.db = database
         self.clock = clock
+        self.auth_enabled = auth_enabled
 
     async def handle_http(self, request: web.Request) -> web.StreamResponse:
         if request.content_type != "application/json":
@@ -86,13 +97,13 @@ class TeamsInbound:
         if (
             not activity.service_url
             or activity.conversation is None
+            or not activity.conversation.id
             or activity.from_property is None
+            or not activity.from_property.id
         ):
-            return _problem(400, "an Activity needs serviceUrl, conversation and from")
+            return _problem(400, "an Activity needs serviceUrl, conversation.id and from.id")
         try:
-            auth = await self.adapter.bot_framework_authentication.authenticate_request(
-                activity, request.headers.get("Authorization", "")
-            )
+            auth = await self._authenticate(activity, request.headers.get("Authorization", ""))
         except (PermissionError, jwt.PyJWTError, ValueError, KeyError, TypeError) as exc:
             log.warning("Teams request refused: %s", type(exc).__name__)
             return _problem(401, "unauthorized")
@@ -105,6 +116,20 @@ class TeamsInbound:
             return web.json_response(response.body, status=response.status or 200)
         return web.Response(status=200)
 
+    async def _authenticate(self, activity: Activity, header: str) -> AuthenticateRequestResult:
+        """Check the caller's token.
+
+        With authentication on, the SDK may fetch Microsoft's signing keys with a blocking HTTP
+        call and no timeout; run it in a worker thread with a deadline so a slow identity
+        service cannot freeze the event loop.
+        """
+        authenticate = self.adapter.bot_framework_authentication.authenticate_request
+        if not self.auth_enabled:
+            return await authenticate(activity, header)  # type: ignore[no-any-return]
+        return await asyncio.wait_for(
+            asyncio.to_thread(asyncio.run, authenticate(activity, header)), timeout=AUTH_TIMEOUT
+        )
+
     async def on_turn(self, context: TurnContext) -> None:
         activity = context.activity
         await self._remember(activity)
@@ -112,7 +137,24 @@ class TeamsInbound:
             await self._on_invoke(context)
             return
         for event in self._translate(activity):
-            await self.chat.handle(event)
+            await self.chat.handle(await self._introduce(context, event))
+
+    async def _introduce(self, context: TurnContext, event: InboundEvent) -> InboundEvent:
+        """Teams sends new members without names: ask the roster once for people we don't know."""
+        actor = event.actor
+        if actor.display_name:
+            return event
+        async with self.db.transaction() as session:
+            if await directory.is_known_identity(session, TEAMS.value, actor.user_id):
+                return event
+        try:
+            member = await asyncio.wait_for(TeamsInfo.get_member(context, actor.user_id), 5)
+        except Exception as exc:
+            log.info("could not look up Teams member %s: %r", actor.user_id, exc)
+            return event
+        email = getattr(member, "email", None) or getattr(member, "user_principal_name", None)
+        introduced = dataclasses.replace(actor, display_name=member.name or None, email=email)
+        return dataclasses.replace(event, actor=introduced)
 
     async def _remember(self, activity: Activity) -> None:
         """Save the conversation reference of every inbound activity (proactive sends need it)."""
@@ -185,9 +227,13 @@ class TeamsInbound:
                 context, 400, {"code": "NotSupported", "message": f"invoke {activity.name!r}"}
             )
             return
-        action = (activity.value or {}).get("action") or {}
-        data = action.get("data") or {}
-        submitted = parse_submit(data) or ((action.get("verb") or "", ""))
+        value = activity.value if isinstance(activity.value, dict) else {}
+        action = value.get("action")
+        if not isinstance(action, dict):
+            await _invoke_response(context, 400, {"code": "BadRequest", "message": "no action"})
+            return
+        verb = action.get("verb") if isinstance(action.get("verb"), str) else ""
+        submitted = parse_submit(action.get("data")) or (verb, "")
         where = Address.to_channel(TEAMS, activity.conversation.id)
         await self.chat.handle(
             ButtonPress(
