@@ -11,6 +11,7 @@ import shutil
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -170,6 +171,18 @@ async def start_bot(
     return RunningBot(bot, f"http://127.0.0.1:{port}"), runner
 
 
+@asynccontextmanager
+async def serving(bot: Evangelist) -> AsyncIterator[RunningBot]:
+    """The bot served on loopback with its dispatcher running; shut down in order afterwards."""
+    running, runner = await start_bot(bot)
+    try:
+        yield running
+    finally:
+        await runner.shutdown()
+        await bot.stop()
+        await runner.cleanup()
+
+
 @pytest.fixture
 async def slack_bot(
     database_url: str,
@@ -185,12 +198,8 @@ async def slack_bot(
         slack_api_base_url=fake_slack.base_url,
         outbox_poll_seconds=0.05,
     )
-    bot = build(settings, clock=clock, organisation=organisation)
-    running, runner = await start_bot(bot)
-    yield running
-    await runner.shutdown()
-    await bot.stop()
-    await runner.cleanup()
+    async with serving(build(settings, clock=clock, organisation=organisation)) as running:
+        yield running
 
 
 @pytest.fixture
@@ -199,12 +208,8 @@ async def teams_bot(
 ) -> AsyncIterator[RunningBot]:
     """The app with Teams auth off (empty TEAMS_APP_ID), dispatcher running."""
     settings = make_settings(database_url, outbox_poll_seconds=0.05)
-    bot = build(settings, clock=clock, organisation=organisation)
-    running, runner = await start_bot(bot)
-    yield running
-    await runner.shutdown()
-    await bot.stop()
-    await runner.cleanup()
+    async with serving(build(settings, clock=clock, organisation=organisation)) as running:
+        yield running
 
 
 def slack_headers(

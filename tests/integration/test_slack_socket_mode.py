@@ -8,10 +8,10 @@ from typing import Any
 import aiohttp
 import pytest
 
-from bot.app import Evangelist, build
+from bot.app import build
 from bot.config.organisation import OrganisationConfig
 from bot.core.clock import FrozenClock
-from tests.conftest import BOT_TOKEN, RunningBot, event_envelope, make_settings, start_bot
+from tests.conftest import BOT_TOKEN, RunningBot, event_envelope, make_settings, serving
 from tests.fakes.slack_api import FakeSlackApi
 from tests.fakes.slack_socket import FakeSocketMode
 
@@ -38,15 +38,11 @@ async def socket_bot(
         slack_api_base_url=fake_slack.base_url,
         outbox_poll_seconds=0.05,
     )
-    bot: Evangelist = build(settings, clock=clock, organisation=organisation)
-    running, runner = await start_bot(bot)
-    await socket.wait_connected()
-    # Socket Mode authenticates with the app-level token, not the bot token.
-    assert opened == ["Bearer xapp-1-A0EVANGELIST-test"]
-    yield running, socket
-    await runner.shutdown()
-    await bot.stop()
-    await runner.cleanup()
+    async with serving(build(settings, clock=clock, organisation=organisation)) as running:
+        await socket.wait_connected()
+        # Socket Mode authenticates with the app-level token, not the bot token.
+        assert opened == ["Bearer xapp-1-A0EVANGELIST-test"]
+        yield running, socket
     await socket.stop()
 
 

@@ -34,7 +34,7 @@ from bot.storage.models import (
     IdentityRow,
     OutboxRow,
 )
-from tests.conftest import RunningBot, make_settings, start_bot
+from tests.conftest import RunningBot, make_settings, serving
 from tests.fakes.bot_connector import FakeBotConnector
 
 T = TypeVar("T")
@@ -690,12 +690,8 @@ async def auth_bot(
         teams_app_password="secret",
         outbox_poll_seconds=0.05,
     )
-    bot = build(settings, clock=clock, organisation=organisation)
-    running, runner = await start_bot(bot)
-    yield running
-    await runner.shutdown()
-    await bot.stop()
-    await runner.cleanup()
+    async with serving(build(settings, clock=clock, organisation=organisation)) as running:
+        yield running
 
 
 def unsigned_jwt(issuer: str, *, alg: str = "RS256") -> str:
