@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import sys
 from pathlib import Path
@@ -40,6 +41,10 @@ async def _serve(settings: Settings, organisation: object) -> int:
 
     bot = build(settings, organisation=organisation)  # type: ignore[arg-type]
     await bot.prepare()
+    # Everything imported and built so far lives as long as the process: move it out of the
+    # garbage collector's sight, so full collections stay short (they paused acks ~90 ms).
+    gc.collect()
+    gc.freeze()
     assert bot.web is not None
     runner = web.AppRunner(bot.web, handle_signals=False, access_log=None)
     await runner.setup()

@@ -76,6 +76,10 @@ class ChatService:
         platform = event.actor.platform.value
         kind = type(event).__name__
         self.metrics.events.labels(platform, kind).inc()
+        if isinstance(event, ChannelMessage | ReactionAdded):
+            # Participation signals and pasted brand-page links are picked up by the question
+            # desk and the nudges; until then they are counted, and nothing is written or kept.
+            return True
         try:
             event = await self._introduce(event)
             async with self.db.transaction() as session:
@@ -147,10 +151,6 @@ class ChatService:
             home = basics.help_message(person, self.registry, self.bot_name)
             address = Address(event.actor.platform, AddressKind.HOME, user=event.actor.user_id)
             return [(address, home, person.id)]
-        if isinstance(event, ReactionAdded | ChannelMessage):
-            # Participation signals and pasted brand-page links are picked up by the question
-            # desk and the nudges; the foundation only counts them and keeps no content.
-            return []
         raise TypeError(f"unknown event {event!r}")
 
     async def _run_command(
