@@ -6,6 +6,7 @@ import asyncio
 import gc
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from aiohttp import web
@@ -131,7 +132,7 @@ async def _console(
     return 0
 
 
-def _reader():  # type: ignore[no-untyped-def]
+def _reader() -> Callable[[str], str]:
     def read(prompt: str) -> str:
         if not sys.stdin.isatty():
             line = sys.stdin.readline()

@@ -6,7 +6,7 @@ the adapters speaks only this vocabulary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -279,18 +279,3 @@ class HomeOpened:
 InboundEvent = (
     IncomingMessage | ChannelMessage | ButtonPress | MemberJoined | ReactionAdded | HomeOpened
 )
-
-
-@dataclass(slots=True)
-class Delivery:
-    """An outbound message as the outbox hands it to a platform."""
-
-    key: str
-    address: Address
-    message: OutgoingMessage
-    operation: str = "send"
-    """send | update | upload"""
-    update_of: MessageRef | None = None
-    attachment: bytes | None = None
-    attachment_name: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)

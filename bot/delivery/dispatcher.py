@@ -257,6 +257,8 @@ class Dispatcher:
     async def recover_expired(self) -> int:
         """Settle rows whose worker vanished (a scheduler job). Returns how many were settled."""
         now = self.clock.now()
+        for limiter in self.limiters.values():
+            limiter.forget_idle(now.timestamp())
         async with self.db.transaction() as session:
             expired = await outbox.expired_leases(session, now)
             snapshot = [

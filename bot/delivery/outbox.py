@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -236,14 +236,6 @@ async def stats(session: AsyncSession, now: datetime) -> dict[str, float]:
         "sent": float(counts.get(SENT, 0)),
         "oldest_pending_age_seconds": max(age, 0.0),
     }
-
-
-async def next_due(session: AsyncSession, platforms: tuple[str, ...]) -> datetime | None:
-    return await session.scalar(
-        select(func.min(OutboxRow.next_attempt_at)).where(
-            and_(OutboxRow.status == PENDING, OutboxRow.platform.in_(platforms))
-        )
-    )
 
 
 async def release_expired(session: AsyncSession, row_id: int, now: datetime) -> None:

@@ -36,15 +36,6 @@ def async_url(url: str) -> str:
     return parsed.render_as_string(hide_password=False)
 
 
-def sync_url(url: str) -> str:
-    """The same database for synchronous tools (Alembic runs on the async driver anyway)."""
-    return async_url(url)
-
-
-def is_sqlite(url: str) -> bool:
-    return async_url(url).startswith("sqlite")
-
-
 def create_engine(url: str, **options: Any) -> AsyncEngine:
     url = async_url(url)
     if url.startswith("sqlite"):

@@ -68,6 +68,17 @@ def test_serve_migrates_becomes_ready_and_stops_on_sigterm(tmp_path: Path) -> No
     assert "never-logged" not in stderr
 
 
+def _serve_once(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "bot", "serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
 def test_serve_refuses_invalid_configuration(tmp_path: Path) -> None:
     broken = tmp_path / "org.yaml"
     broken.write_text("organisation:\n  name: x\npeople:\n  - id: Bad Id\n    name: x\n")
@@ -77,24 +88,10 @@ def test_serve_refuses_invalid_configuration(tmp_path: Path) -> None:
         "EVANGELIST_CONFIG": str(broken),
         "EVANGELIST_PORT": "not-a-port",
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _serve_once(env)
     assert result.returncode == 2
     assert "EVANGELIST_PORT='not-a-port'" in result.stderr
     env["EVANGELIST_PORT"] = str(_free_port())
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "serve"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = _serve_once(env)
     assert result.returncode == 2
     assert "people[0].id" in result.stderr

@@ -109,7 +109,7 @@ class ConsoleSession:
     # -- the loop -------------------------------------------------------------------------
 
     async def run(
-        self, lines: Iterable[str] | None = None, read: Callable[[], str] | None = None
+        self, lines: Iterable[str] | None = None, read: Callable[[str], str] | None = None
     ) -> None:
         """Handle lines until they run out, `:quit`, or end of input."""
         self._print(f"You are {self._name} ({self.handle}). Type :help for console commands.")
