@@ -114,7 +114,8 @@ async def whoami_command(ctx: CommandContext) -> None:
     sections = [f"**This is how I know you, {first_name(person)}:**", "\n".join(lines)]
     if not person.known:
         sections.append(
-            "You are not in the organisation file yet, so I treat you as an employee in UTC. "
+            f"You are not in the organisation file yet, so I treat you as an employee in "
+            f"{person.timezone}. "
             "Ask your evangelist to add you (with your time zone) so I never message you at night."
         )
     else:

@@ -71,8 +71,12 @@ class ChatService:
     def bot_name(self) -> str:
         return self.organisation.organisation.bot_name if self.organisation else "Evangelist"
 
-    async def handle(self, event: InboundEvent) -> bool:
-        """Process one event; False when it was a duplicate. Never raises for a bad event."""
+    async def handle(self, event: InboundEvent, people: PeopleDirectory | None = None) -> bool:
+        """Process one event; False when it was a duplicate. Never raises for a bad event.
+
+        `people` overrides the platform's directory for this event (Teams can only ask its roster
+        from inside the turn that brought the event).
+        """
         platform = event.actor.platform.value
         kind = type(event).__name__
         self.metrics.events.labels(platform, kind).inc()
@@ -81,7 +85,7 @@ class ChatService:
             # desk and the nudges; until then they are counted, and nothing is written or kept.
             return True
         try:
-            event = await self._introduce(event)
+            event = await self._introduce(event, people)
             async with self.db.transaction() as session:
                 now = self.clock.now()
                 if not await events.mark_processed(session, platform, event.event_id, now):
@@ -101,14 +105,16 @@ class ChatService:
             self.on_enqueued()
         return True
 
-    async def _introduce(self, event: InboundEvent) -> InboundEvent:
+    async def _introduce(
+        self, event: InboundEvent, people: PeopleDirectory | None = None
+    ) -> InboundEvent:
         """Ask the platform who a newcomer is (name, email, time zone) before we meet them.
 
         Only for platform users we have no identity for, so it costs one lookup per person ever;
         their email links them to the organisation file when the file lists them by email only.
         """
         actor = event.actor
-        directory_port = self.directories.get(actor.platform.value)
+        directory_port = people or self.directories.get(actor.platform.value)
         if directory_port is None or actor.display_name or not actor.user_id:
             return event
         async with self.db.transaction() as session:

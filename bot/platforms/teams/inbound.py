@@ -8,7 +8,6 @@ malformed bearer token is a 401, never an unhandled `jwt.DecodeError` (§B.5).
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 from typing import Any
@@ -33,6 +32,7 @@ from bot.core.types import (
     MemberJoined,
     MessageRef,
     Platform,
+    Profile,
     ReactionAdded,
 )
 from bot.platforms.teams.cards import parse_submit
@@ -137,24 +137,7 @@ class TeamsInbound:
             await self._on_invoke(context)
             return
         for event in self._translate(activity):
-            await self.chat.handle(await self._introduce(context, event))
-
-    async def _introduce(self, context: TurnContext, event: InboundEvent) -> InboundEvent:
-        """Teams sends new members without names: ask the roster once for people we don't know."""
-        actor = event.actor
-        if actor.display_name:
-            return event
-        async with self.db.transaction() as session:
-            if await directory.is_known_identity(session, TEAMS.value, actor.user_id):
-                return event
-        try:
-            member = await asyncio.wait_for(TeamsInfo.get_member(context, actor.user_id), 5)
-        except Exception as exc:
-            log.info("could not look up Teams member %s: %r", actor.user_id, exc)
-            return event
-        email = getattr(member, "email", None) or getattr(member, "user_principal_name", None)
-        introduced = dataclasses.replace(actor, display_name=member.name or None, email=email)
-        return dataclasses.replace(event, actor=introduced)
+            await self.chat.handle(event, people=_Roster(context))
 
     async def _remember(self, activity: Activity) -> None:
         """Save the conversation reference of every inbound activity (proactive sends need it)."""
@@ -253,6 +236,18 @@ class TeamsInbound:
                 "value": "Got it.",
             },
         )
+
+
+class _Roster:
+    """Teams sends new members without names; the roster of the turn's conversation has them."""
+
+    def __init__(self, context: TurnContext) -> None:
+        self.context = context
+
+    async def profile(self, user_id: str) -> Profile | None:
+        member = await TeamsInfo.get_member(self.context, user_id)
+        email = getattr(member, "email", None) or getattr(member, "user_principal_name", None)
+        return Profile(name=member.name or None, email=email)
 
 
 async def _invoke_response(context: TurnContext, status: int, body: dict[str, Any]) -> None:
