@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any
+from datetime import date, time
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
@@ -35,6 +36,35 @@ def _check_timezone(value: str) -> str:
     return value
 
 
+WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+NETWORKS = ("facebook", "instagram", "youtube", "rss", "webhook", "other")
+
+
+class WorkingHoursConfig(_Strict):
+    """When someone may be asked to answer: local times on working days (their time zone)."""
+
+    start: time = time(9, 0)
+    end: time = time(17, 0)
+    days: list[str] = Field(default_factory=lambda: list(WEEKDAYS[:5]))
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        days = [d.lower()[:3] for d in value]
+        bad = [d for d in days if d not in WEEKDAYS]
+        if bad:
+            raise ValueError(f"unknown day(s) {bad} (use mon, tue, wed, thu, fri, sat, sun)")
+        if not days:
+            raise ValueError("at least one working day is needed")
+        return days
+
+    @model_validator(mode="after")
+    def _order(self) -> WorkingHoursConfig:
+        if self.end <= self.start:
+            raise ValueError(f"end {self.end} must be after start {self.start}")
+        return self
+
+
 class PersonConfig(_Strict):
     id: str = Field(description="short stable key, e.g. 'ada'")
     name: str = Field(min_length=1, max_length=200)
@@ -44,6 +74,25 @@ class PersonConfig(_Strict):
     slack: str | None = Field(default=None, description="Slack user id, e.g. U012AB3CD")
     teams: str | None = Field(default=None, description="Teams user id (29:...) or AAD object id")
     console: str | None = Field(default=None, description="console handle; defaults to the id")
+    working_hours: WorkingHoursConfig | None = None
+    affiliation: str | None = Field(
+        default=None,
+        max_length=200,
+        description="how they say they are related to us in public, e.g. 'I work in Admissions'",
+    )
+    handles: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="public social handles by network, so their answers on the page count",
+    )
+    capacity: int | None = Field(default=None, ge=1, le=50)
+
+    @field_validator("handles")
+    @classmethod
+    def _handles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        bad = [k for k in value if k not in NETWORKS]
+        if bad:
+            raise ValueError(f"unknown network(s) {bad} (use {', '.join(NETWORKS)})")
+        return value
 
     @field_validator("id")
     @classmethod
@@ -106,6 +155,95 @@ class TopicConfig(_Strict):
     experts: list[TopicExpert] = Field(default_factory=list)
     channel: str | None = None
     fallback_owner: str | None = None
+    first_response_hours: float | None = Field(default=None, gt=0, le=24 * 14)
+
+
+class QuestionDeskConfig(_Strict):
+    """How the question desk routes and escalates. Times are working time unless noted."""
+
+    first_response_hours: float = Field(default=4, gt=0, le=24 * 14)
+    step_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    """Unclaimed this long → the next expert."""
+    experts_before_channel: int = Field(default=2, ge=1, le=20)
+    channel_minutes: int = Field(default=60, ge=1, le=7 * 24 * 60)
+    """Unclaimed this long in the topic channel → the evangelist."""
+    claim_reminder_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
+    release_after_minutes: int = Field(default=120, ge=1, le=7 * 24 * 60)
+    """After the reminder, this long without an answer → released and routed again."""
+    verify_after_minutes: int = Field(default=180, ge=1, le=7 * 24 * 60)
+    """'I answered' with no reply seen on the page after this long (wall-clock) → ask once."""
+    capacity: int = Field(default=3, ge=1, le=50)
+    """Open (routed or claimed) questions one person may hold."""
+    min_confidence: float = Field(default=0.5, ge=0, le=1)
+    working_hours: WorkingHoursConfig = Field(default_factory=WorkingHoursConfig)
+    holidays: list[date] = Field(default_factory=list)
+
+
+class SourceBase(_Strict):
+    id: str
+    name: str | None = None
+    enabled: bool = True
+    first_response_hours: float | None = Field(default=None, gt=0, le=24 * 14)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _KEY.match(value):
+            raise ValueError("use lower-case letters, digits, '.', '_' or '-' (at most 64)")
+        return value
+
+
+class FacebookPageSourceConfig(SourceBase):
+    kind: Literal["facebook_page"]
+    page_id: str = Field(pattern=r"^[0-9]{1,30}$")
+    access_token_env: str = "META_PAGE_ACCESS_TOKEN"
+    """The environment variable (or NAME_FILE) holding the Page access token."""
+    poll_minutes: int = Field(default=15, ge=0, le=24 * 60)
+    """0: webhooks only."""
+    lookback_days: int = Field(default=7, ge=1, le=90)
+
+
+class InstagramSourceConfig(SourceBase):
+    kind: Literal["instagram"]
+    account_id: str = Field(pattern=r"^[0-9]{1,30}$")
+    access_token_env: str = "META_PAGE_ACCESS_TOKEN"
+    poll_minutes: int = Field(default=15, ge=0, le=24 * 60)
+    lookback_days: int = Field(default=7, ge=1, le=90)
+
+
+class YouTubeSourceConfig(SourceBase):
+    kind: Literal["youtube"]
+    channel_id: str = Field(pattern=r"^UC[A-Za-z0-9_-]{10,40}$")
+    api_key_env: str = "YOUTUBE_API_KEY"
+    poll_minutes: int = Field(default=30, ge=1, le=24 * 60)
+    max_pages: int = Field(default=3, ge=1, le=50)
+
+
+class RssSourceConfig(SourceBase):
+    kind: Literal["rss"]
+    url: str = Field(pattern=r"^https?://")
+    poll_minutes: int = Field(default=30, ge=1, le=24 * 60)
+
+
+class WebhookSourceConfig(SourceBase):
+    kind: Literal["webhook"]
+    secret_env: str
+    """The environment variable (or NAME_FILE) holding the HMAC-SHA256 secret."""
+
+
+class CsvSourceConfig(SourceBase):
+    kind: Literal["csv"]
+
+
+SourceConfig = Annotated[
+    FacebookPageSourceConfig
+    | InstagramSourceConfig
+    | YouTubeSourceConfig
+    | RssSourceConfig
+    | WebhookSourceConfig
+    | CsvSourceConfig,
+    Field(discriminator="kind"),
+]
 
 
 class OrganisationInfo(_Strict):
@@ -124,6 +262,8 @@ class OrganisationConfig(_Strict):
     people: list[PersonConfig] = Field(default_factory=list)
     teams: list[TeamConfig] = Field(default_factory=list)
     topics: list[TopicConfig] = Field(default_factory=list)
+    questions: QuestionDeskConfig = Field(default_factory=QuestionDeskConfig)
+    sources: list[SourceConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> OrganisationConfig:
@@ -135,6 +275,7 @@ class OrganisationConfig(_Strict):
         problems += _duplicates("people", [p.teams for p in self.people], "teams")
         problems += _duplicates("teams", [t.id for t in self.teams], "id")
         problems += _duplicates("topics", [t.id for t in self.topics], "id")
+        problems += _duplicates("sources", [s.id for s in self.sources], "id")
         team_ids = {t.id for t in self.teams}
         for i, team in enumerate(self.teams):
             for field in ("leaders", "members"):
@@ -159,6 +300,15 @@ class OrganisationConfig(_Strict):
 
     def person(self, key: str) -> PersonConfig | None:
         return next((p for p in self.people if p.id == key), None)
+
+    def topic(self, key: str) -> TopicConfig | None:
+        return next((t for t in self.topics if t.id == key), None)
+
+    def source(self, key: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.id == key), None)
+
+    def evangelists(self) -> list[PersonConfig]:
+        return [p for p in self.people if Role.EVANGELIST in p.roles]
 
 
 def _duplicates(section: str, values: list[str | None], field: str) -> list[str]:

@@ -1,0 +1,1 @@
+"""The question desk: intake, detection, routing, escalation, answer tracking, knowledge."""

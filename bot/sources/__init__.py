@@ -1,0 +1,1 @@
+"""Brand-page sources: one module per kind, each translating its payloads at the edge."""
