@@ -22,6 +22,8 @@ from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import SLACK_LIMITS, TEAMS_LIMITS, UNLIMITED, RateLimiter
 from bot.observability import Metrics
 from bot.platforms.console.platform import ConsolePlatform
+from bot.questions.desk import QuestionDesk, sync_handles
+from bot.questions.polling import SourcePoller
 from bot.scheduling import Job, JobScheduler
 from bot.services import basics
 from bot.services.chat import ChatService
@@ -51,6 +53,8 @@ class Evangelist:
     console: ConsolePlatform | None = None
     socket_mode: Any = None
     web: web.Application | None = None
+    desk: QuestionDesk | None = None
+    poller: SourcePoller | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def prepare(self) -> None:
@@ -58,6 +62,7 @@ class Evangelist:
         if self.organisation is not None:
             async with self.db.transaction() as session:
                 await directory.sync_organisation(session, self.organisation, self.clock.now())
+                await sync_handles(session, self.organisation)
 
     async def start(self, *, dispatcher: bool = True, scheduler: bool = True) -> None:
         if dispatcher:
@@ -94,6 +99,8 @@ class Evangelist:
                 task.cancel()
         self._tasks.clear()
         await self.scheduler.stop()
+        if self.poller is not None:
+            await self.poller.close()
         await self.db.close()
 
 
@@ -150,6 +157,8 @@ def build(
         **dispatcher_options,
     )
     chat.on_enqueued = bot.dispatcher.poke
+    if organisation is not None:
+        _wire_desk(bot, organisation, list(chosen))
     bot.scheduler = JobScheduler(db, metrics, _jobs(bot))
     if not console:
         from bot.web.server import create_web_app
@@ -191,6 +200,27 @@ def _wire_teams(
     limiters[Platform.TEAMS.value] = RateLimiter(TEAMS_LIMITS)
 
 
+def _wire_desk(bot: Evangelist, organisation: OrganisationConfig, platforms: list[str]) -> None:
+    """The question desk: its buttons, commands, chat listener and source poller."""
+    from bot.questions import actions, listening
+    from bot.questions import commands as desk_commands
+
+    desk = QuestionDesk(
+        bot.db,
+        bot.clock,
+        organisation,
+        bot.metrics,
+        platforms=platforms,
+        on_enqueued=bot.dispatcher.poke,
+    )
+    actions.register(bot.registry, desk)
+    desk_commands.register(bot.registry, desk)
+    listening.register(bot.registry, desk)
+    bot.chat.hooks.append(listening.DeskListener(desk))
+    bot.desk = desk
+    bot.poller = SourcePoller(desk, bot.db, bot.clock, bot.settings)
+
+
 def _jobs(bot: Evangelist) -> list[Job]:
     async def prune_events() -> None:
         async with bot.db.transaction() as session:
@@ -198,7 +228,12 @@ def _jobs(bot: Evangelist) -> list[Job]:
         if removed:
             log.info("pruned %s processed-event marks older than 7 days", removed)
 
-    return [
+    jobs = [
         Job("outbox.recover", 15, bot.dispatcher.recover_expired),
         Job("events.prune", 3600, prune_events),
     ]
+    if bot.desk is not None:
+        jobs.append(Job("questions.escalate", 30, bot.desk.run_due))
+    if bot.poller is not None and bot.poller.configs:
+        jobs.append(Job("sources.poll", 30, bot.poller.poll_due))
+    return jobs

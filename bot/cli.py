@@ -56,6 +56,15 @@ def parser() -> argparse.ArgumentParser:
     config_commands = config.add_subparsers(dest="config_command", metavar="ACTION")
     validate = config_commands.add_parser("validate", help="check an organisation YAML file")
     validate.add_argument("file", type=Path)
+    questions = commands.add_parser("questions", help="the question desk")
+    question_commands = questions.add_subparsers(dest="questions_command", metavar="ACTION")
+    importer = question_commands.add_parser(
+        "import", help="track questions from a CSV file (id,text,url,author,posted_at,...)"
+    )
+    importer.add_argument("file", help="CSV file ('-' for standard input)")
+    importer.add_argument("--source", default="csv", help="source id to file them under")
+    importer.add_argument("--config", type=Path, help="organisation YAML")
+    importer.add_argument("--json", action="store_true", help="print the outcome as JSON")
     return top
 
 
@@ -74,6 +83,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _db_upgrade()
         if args.command == "config" and args.config_command == "validate":
             return _validate(args.file)
+        if args.command == "questions" and args.questions_command == "import":
+            from bot.runner import import_questions
+
+            return import_questions(args.config, args.file, args.source, as_json=args.json)
     except ConfigurationError as error:
         _print_problems(error)
         return EXIT_USAGE

@@ -153,6 +153,24 @@ class Metrics:
             ["route", "status"],
             registry=r,
         )
+        self.questions = Counter(
+            "evangelist_questions_total",
+            "question desk transitions by source and event (new, routed, answered)",
+            ["source", "event"],
+            registry=r,
+        )
+        self.source_polls = Counter(
+            "evangelist_source_polls_total",
+            "brand-page source polls by source and outcome (ok, error, rate_limited)",
+            ["source", "outcome"],
+            registry=r,
+        )
+        self.webhooks = Counter(
+            "evangelist_webhooks_total",
+            "brand-page webhook deliveries by endpoint and outcome",
+            ["endpoint", "outcome"],
+            registry=r,
+        )
         self.jobs = Counter(
             "evangelist_scheduler_job_runs_total",
             "scheduler job runs by job and outcome",

@@ -8,6 +8,7 @@ import logging
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 
@@ -120,6 +121,7 @@ async def _console(
         sys.stdout,
         handle,
         echo=lines is not None,
+        desk=bot.desk,
     )
     await session.switch_to(org.person(handle).console or handle)  # type: ignore[union-attr]
     try:
@@ -155,3 +157,58 @@ def _default_person(org: object) -> str:
     if not org.people:
         raise ConfigurationError("the organisation file lists no people")
     return org.people[0].id
+
+
+def import_questions(config: Path | None, file: str, source: str, *, as_json: bool) -> int:
+    """`evangelist questions import`: CSV rows become tracked (and routed) questions.
+
+    Routed messages wait in the outbox; the running service (`serve`) delivers them.
+    """
+    import json
+
+    from bot.sources.csv_import import parse_csv
+
+    settings = _settings(config)
+    configure_logging("WARNING", "text", settings.secrets)
+    if settings.config_path is None:
+        raise ConfigurationError(
+            "importing questions needs the organisation file (EVANGELIST_CONFIG)"
+        )
+    try:
+        text = sys.stdin.read() if file == "-" else Path(file).read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigurationError(f"{file}: cannot read it ({exc})") from exc
+    try:
+        items, rejected = parse_csv(text, source)
+    except ValueError as exc:
+        raise ConfigurationError(f"{file}: {exc}") from exc
+    upgrade(settings.database_url)
+    report = asyncio.run(_import(settings, items))
+    outcome = {
+        "rows": len(items) + len(rejected),
+        "new_questions": len(report.new),
+        "answered": len(report.answered),
+        "skipped": report.skipped,
+        "rejected": [{"line": line, "reason": reason} for line, reason in rejected],
+    }
+    if as_json:
+        print(json.dumps(outcome))
+    else:
+        print(
+            f"{file}: {outcome['new_questions']} new question(s) tracked, "
+            f"{len(rejected)} row(s) rejected, skipped: {report.skipped or 'none'}"
+        )
+        for line, reason in rejected[:20]:
+            print(f"  line {line}: {reason}")
+    return 0
+
+
+async def _import(settings: Settings, items: list[Any]) -> Any:
+    bot: Evangelist = build(settings)
+    try:
+        await bot.prepare()
+        if bot.desk is None:
+            raise ConfigurationError("the organisation file is needed to route questions")
+        return await bot.desk.take_in(items, via="import")
+    finally:
+        await bot.db.close()

@@ -7,8 +7,8 @@ and every error names its path in the file (and the line, where YAML tells us).
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from datetime import date, time
+from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 

@@ -119,6 +119,15 @@ def _read(environ: Mapping[str, str], name: str, problems: list[str]) -> str | N
     return value or None
 
 
+def read_secret(environ: Mapping[str, str], name: str) -> str | None:
+    """A credential named in the organisation file (a source token): `NAME` or `NAME_FILE`."""
+    problems: list[str] = []
+    value = _read(environ, name, problems)
+    if problems:
+        raise ConfigurationError("; ".join(problems), problems)
+    return value
+
+
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Build `Settings` from the environment; a `ConfigurationError` names each problem."""
     env = os.environ if environ is None else environ

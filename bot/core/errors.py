@@ -40,6 +40,7 @@ class DeliveryError(EvangelistError):
         blocked: bool = False,
         rate_limited: bool = False,
         outcome_unknown: bool = False,
+        waiting: bool = False,
     ) -> None:
         super().__init__(reason)
         self.reason = reason
@@ -49,6 +50,8 @@ class DeliveryError(EvangelistError):
         self.rate_limited = rate_limited
         self.outcome_unknown = outcome_unknown
         """The request may have reached the platform (a timeout or reset mid-request)."""
+        self.waiting = waiting
+        """Nothing failed: the row waits for another one (an update for its original)."""
 
 
 class NotSupported(EvangelistError):

@@ -276,6 +276,26 @@ class HomeOpened:
     actor: Actor
 
 
+@dataclass(frozen=True, slots=True)
+class ForwardedMessage:
+    """Someone sent a chat message to the question desk (Slack message shortcut, Teams action).
+
+    `where` is where to answer the person; `permalink` points back at the chat message.
+    """
+
+    event_id: str
+    actor: Actor
+    text: str
+    where: Address
+    permalink: str | None = None
+
+
 InboundEvent = (
-    IncomingMessage | ChannelMessage | ButtonPress | MemberJoined | ReactionAdded | HomeOpened
+    IncomingMessage
+    | ChannelMessage
+    | ButtonPress
+    | MemberJoined
+    | ReactionAdded
+    | HomeOpened
+    | ForwardedMessage
 )

@@ -24,6 +24,7 @@ import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
+from typing import Any
 
 from bot.core.clock import Clock, as_utc
 from bot.core.errors import DeliveryError, NotSupported
@@ -169,9 +170,8 @@ class Dispatcher:
         if limiter is not None:
             limiter.record(row.address.destination_key(), self._seconds())
         try:
-            ref = await send(
-                platform, row.operation, row.address, row.payload, row.attachment, row.key
-            )
+            payload = await self._resolve_update(row)
+            ref = await send(platform, row.operation, row.address, payload, row.attachment, row.key)
         except DeliveryError as error:
             await self._failed(row, error)
             return
@@ -184,6 +184,28 @@ class Dispatcher:
             await outbox.mark_sent(session, row.id, ref, self.clock.now())
         self.metrics.sent.labels(row.platform).inc()
 
+    async def _resolve_update(self, row: outbox.ClaimedRow) -> dict[str, Any]:
+        """An update may name the message it changes by that message's outbox key.
+
+        The platform's reference only exists once the original was sent, so an update written
+        in the same transaction as its original waits for it instead of failing.
+        """
+        key = row.payload.get("update_of_key")
+        if row.operation != "update" or not key:
+            return row.payload
+        async with self.db.transaction() as session:
+            original = await outbox.find_by_key(session, str(key))
+        if original is None or original.status == outbox.FAILED:
+            raise DeliveryError(f"the message to update ({key}) was never sent", permanent=True)
+        if original.status != outbox.SENT or not original.result:
+            raise DeliveryError(
+                f"the message to update ({key}) is not sent yet",
+                permanent=False,
+                retry_after=2.0,
+                waiting=True,
+            )
+        return {**row.payload, "update_of": original.result}
+
     async def _failed(self, row: outbox.ClaimedRow, error: DeliveryError) -> None:
         now = self.clock.now()
         kind = (
@@ -194,7 +216,9 @@ class Dispatcher:
         self.metrics.dispatch_errors.labels(row.platform, kind).inc()
         attempts = row.attempts + 1
         async with self.db.transaction() as session:
-            if error.permanent or (attempts >= MAX_ATTEMPTS and not error.rate_limited):
+            if error.permanent or (
+                attempts >= MAX_ATTEMPTS and not (error.rate_limited or error.waiting)
+            ):
                 log.warning(
                     "outbox row %s failed for good after %s attempt(s): %s",
                     row.id,
@@ -239,7 +263,7 @@ class Dispatcher:
                 row.id,
                 at=now + timedelta(seconds=delay),
                 error=error.reason,
-                count_attempt=not error.rate_limited,
+                count_attempt=not (error.rate_limited or error.waiting),
             )
 
     def backoff(self, attempts: int, retry_after: float | None = None) -> float:

@@ -34,14 +34,22 @@ async def enqueue(
     operation: str = "send",
     person_id: int | None = None,
     update_of: MessageRef | None = None,
+    update_of_key: str | None = None,
     attachment: bytes | None = None,
     not_before: datetime | None = None,
     extra: dict[str, Any] | None = None,
 ) -> bool:
-    """Add a message to the outbox; False if a row with this idempotency key already exists."""
+    """Add a message to the outbox; False if a row with this idempotency key already exists.
+
+    An update names the message it changes by its platform reference (`update_of`) or, when
+    that message may not have been sent yet, by its outbox key (`update_of_key`).
+    """
     payload: dict[str, Any] = {"message": message.to_dict()}
     if update_of is not None:
         payload["update_of"] = update_of.to_dict()
+    if update_of_key is not None:
+        # Resolved by the dispatcher once the original is sent (see Dispatcher._resolve_update).
+        payload["update_of_key"] = update_of_key
     if extra:
         payload["extra"] = extra
     values = {
@@ -274,3 +282,7 @@ async def hold_unknown(session: AsyncSession, row_id: int, *, until: datetime, e
         .where(OutboxRow.id == row_id, OutboxRow.status == SENDING)
         .values(lease_until=until, last_error=error[:2000])
     )
+
+
+async def find_by_key(session: AsyncSession, key: str) -> OutboxRow | None:
+    return await session.scalar(select(OutboxRow).where(OutboxRow.idempotency_key == key[:300]))

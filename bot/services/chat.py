@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -24,10 +25,12 @@ from bot.core.types import (
     AddressKind,
     ButtonPress,
     ChannelMessage,
+    ForwardedMessage,
     HomeOpened,
     InboundEvent,
     IncomingMessage,
     MemberJoined,
+    MessageRef,
     OutgoingMessage,
     Person,
     ReactionAdded,
@@ -44,6 +47,26 @@ log = logging.getLogger(__name__)
 SORRY = OutgoingMessage(
     text="Sorry, something went wrong on my side. Please try again in a minute.",
 )
+
+Reply = tuple[Address, OutgoingMessage, int | None]
+
+
+class EventHook(Protocol):
+    """A capability that listens to events beyond commands (the question desk, nudges)."""
+
+    def wants(self, event: InboundEvent) -> bool:
+        """A cheap, I/O-free filter: most channel chatter must cost nothing."""
+        ...
+
+    async def handle(
+        self, session: AsyncSession, event: InboundEvent, person: Person, now: datetime
+    ) -> list[Reply]: ...
+
+    async def home_sections(
+        self, session: AsyncSession, person: Person, now: datetime
+    ) -> Sequence[str]:
+        """Paragraphs for the person's home view (Slack App Home; `home` elsewhere)."""
+        ...
 
 
 class ChatService:
@@ -66,6 +89,7 @@ class ChatService:
         self.organisation = organisation
         self.on_enqueued = on_enqueued or (lambda: None)
         self.directories: dict[str, PeopleDirectory] = dict(directories or {})
+        self.hooks: list[EventHook] = []
 
     @property
     def bot_name(self) -> str:
@@ -80,9 +104,10 @@ class ChatService:
         platform = event.actor.platform.value
         kind = type(event).__name__
         self.metrics.events.labels(platform, kind).inc()
-        if isinstance(event, ChannelMessage | ReactionAdded):
-            # Participation signals and pasted brand-page links are picked up by the question
-            # desk and the nudges; until then they are counted, and nothing is written or kept.
+        if isinstance(event, ChannelMessage | ReactionAdded) and not any(
+            hook.wants(event) for hook in self.hooks
+        ):
+            # Chatter no capability wants is counted, and nothing is written or kept.
             return True
         try:
             event = await self._introduce(event, people)
@@ -92,8 +117,8 @@ class ChatService:
                     self.metrics.duplicates.labels(platform).inc()
                     log.info("duplicate %s %s ignored", platform, event.event_id)
                     return False
-                replies = await self._dispatch(session, event, now)
-                wrote = await self._enqueue_replies(session, event, replies, now)
+                replies, wrote = await self._dispatch(session, event, now)
+                wrote |= await self._enqueue_replies(session, event, replies, now)
         except Exception:
             self.metrics.event_errors.labels(platform).inc()
             log.exception(
@@ -137,7 +162,8 @@ class ChatService:
 
     async def _dispatch(
         self, session: AsyncSession, event: InboundEvent, now: datetime
-    ) -> list[tuple[Address, OutgoingMessage, int | None]]:
+    ) -> tuple[list[Reply], bool]:
+        """The replies to send, and whether handlers wrote outbox rows of their own."""
         if isinstance(event, IncomingMessage):
             person = await directory.resolve_actor(session, event.actor, now)
             await directory.clear_blocked(session, event.actor.platform.value, event.actor.user_id)
@@ -148,15 +174,33 @@ class ChatService:
         if isinstance(event, ButtonPress):
             person = await directory.resolve_actor(session, event.actor, now)
             return await self._run_command(
-                session, person, event.action, event.value, event.where, now, is_action=True
+                session,
+                person,
+                event.action,
+                event.value,
+                event.where,
+                now,
+                is_action=True,
+                message=event.message,
             )
         if isinstance(event, MemberJoined):
-            return await self._welcome(session, event, now)
+            return await self._welcome(session, event, now), False
         if isinstance(event, HomeOpened):
             person = await directory.resolve_actor(session, event.actor, now)
+            extra: list[str] = []
+            for hook in self.hooks:
+                extra.extend(await hook.home_sections(session, person, now))
             home = basics.help_message(person, self.registry, self.bot_name)
+            home = dataclasses.replace(home, sections=(*home.sections, *extra))
             address = Address(event.actor.platform, AddressKind.HOME, user=event.actor.user_id)
-            return [(address, home, person.id)]
+            return [(address, home, person.id)], False
+        if isinstance(event, ChannelMessage | ReactionAdded | ForwardedMessage):
+            person = await directory.resolve_actor(session, event.actor, now)
+            replies: list[Reply] = []
+            for hook in self.hooks:
+                if hook.wants(event):
+                    replies.extend(await hook.handle(session, event, person, now))
+            return replies, False
         raise TypeError(f"unknown event {event!r}")
 
     async def _run_command(
@@ -169,7 +213,8 @@ class ChatService:
         now: datetime,
         *,
         is_action: bool,
-    ) -> list[tuple[Address, OutgoingMessage, int | None]]:
+        message: MessageRef | None = None,
+    ) -> tuple[list[Reply], bool]:
         handler = self.registry.find_action(name) if is_action else None
         command = None if is_action else self.registry.find(name)
         ctx = CommandContext(
@@ -181,6 +226,7 @@ class ChatService:
             now=now,
             organisation=self.organisation,
             registry=self.registry,
+            message=message,
         )
         if is_action and handler is None:
             ctx.reply("That button is no longer active. Say `help` to see what I can do now.")
@@ -205,11 +251,11 @@ class ChatService:
                 )
                 ctx.replies.clear()
                 ctx.reply(f"Sorry, only the evangelist can {denied.permission}.")
-        return [(where, message, person.id) for message in ctx.replies]
+        return [(where, reply, person.id) for reply in ctx.replies], ctx.enqueued
 
     async def _welcome(
         self, session: AsyncSession, event: MemberJoined, now: datetime
-    ) -> list[tuple[Address, OutgoingMessage, int | None]]:
+    ) -> list[Reply]:
         person = await directory.resolve_actor(session, event.actor, now)
         if not await directory.claim_welcome(session, person.id, now):
             return []
@@ -220,7 +266,7 @@ class ChatService:
         self,
         session: AsyncSession,
         event: InboundEvent,
-        replies: list[tuple[Address, OutgoingMessage, int | None]],
+        replies: list[Reply],
         now: datetime,
     ) -> bool:
         wrote = False
@@ -232,7 +278,7 @@ class ChatService:
         return wrote
 
     async def _apologise(self, event: InboundEvent) -> None:
-        if not isinstance(event, IncomingMessage | ButtonPress):
+        if not isinstance(event, IncomingMessage | ButtonPress | ForwardedMessage):
             return
         try:
             async with self.db.transaction() as session:
@@ -253,4 +299,6 @@ def _key_prefix(event: InboundEvent) -> str:
         MemberJoined: "welcome",
         HomeOpened: "home",
         ButtonPress: "press",
+        ChannelMessage: "channel",
+        ForwardedMessage: "forward",
     }.get(type(event), "reply")

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config.organisation import OrganisationConfig
 from bot.core.permissions import Permission
-from bot.core.types import Address, OutgoingMessage, Person, Platform
+from bot.core.types import Address, MessageRef, OutgoingMessage, Person, Platform
 
 
 @dataclass
@@ -30,6 +30,10 @@ class CommandContext:
     organisation: OrganisationConfig | None
     registry: CommandRegistry
     replies: list[OutgoingMessage] = field(default_factory=list)
+    message: MessageRef | None = None
+    """The message whose button was pressed, so the handler can update it."""
+    enqueued: bool = False
+    """Set by handlers that wrote outbox rows of their own (the dispatcher is then woken)."""
 
     def reply(self, message: OutgoingMessage | str) -> None:
         self.replies.append(OutgoingMessage(text=message) if isinstance(message, str) else message)

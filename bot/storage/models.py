@@ -49,6 +49,9 @@ class PersonRow(Base):
     in_directory: Mapped[bool] = mapped_column(default=True)
     """True when the person is listed in the organisation file."""
     welcomed_at: Mapped[datetime | None]
+    away_until: Mapped[datetime | None]
+    """Out of office: no questions are routed to them until then."""
+    questions_paused_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -180,4 +183,163 @@ class AuditRow(Base):
     action: Mapped[str] = mapped_column(String(100))
     target: Mapped[str | None] = mapped_column(String(300))
     outcome: Mapped[str] = mapped_column(String(20), default="ok")
+    details: Mapped[dict[str, Any] | None]
+
+
+# -- the question desk ----------------------------------------------------------------------
+
+
+class SourceRow(Base):
+    """A brand-page source's state: its polling cursor, schedule and health."""
+
+    __tablename__ = "sources"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    cursor: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    next_poll_at: Mapped[datetime | None]
+    lease_until: Mapped[datetime | None]
+    """A poll in progress holds the source until then (claimed with a conditional UPDATE)."""
+    last_polled_at: Mapped[datetime | None]
+    last_success_at: Mapped[datetime | None]
+    last_error_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(Text)
+    failures: Mapped[int] = mapped_column(default=0)
+    """Consecutive failed polls."""
+    alerted_at: Mapped[datetime | None]
+    """When the evangelist was told about the current run of failures (told once)."""
+    token_expires_at: Mapped[datetime | None]
+    rate_headroom: Mapped[float | None]
+    usage: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    """API calls and quota units spent per day: {"day": "2026-03-02", "calls": 3, "units": 3}."""
+    items_seen: Mapped[int] = mapped_column(default=0)
+
+
+class QuestionRow(Base):
+    """A public question from a brand page that someone in the organisation should answer.
+
+    `next_check_at` is when the escalation job must look at it next; every change bumps
+    `version`, and jobs and buttons change a question only if the version they read is still
+    current, so a step can never happen twice.
+    """
+
+    __tablename__ = "questions"
+    __table_args__ = (
+        UniqueConstraint("source_key", "external_id"),
+        Index("ix_questions_due", "next_check_at"),
+        Index("ix_questions_status", "status", "topic_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(20), default="comment")
+    parent_id: Mapped[str | None] = mapped_column(String(200))
+    thread_id: Mapped[str | None] = mapped_column(String(200))
+    url: Mapped[str | None] = mapped_column(String(1000))
+    author_name: Mapped[str | None] = mapped_column(String(200))
+    title: Mapped[str | None] = mapped_column(String(300))
+    text: Mapped[str] = mapped_column(Text)
+    posted_at: Mapped[datetime | None]
+    via: Mapped[str] = mapped_column(String(20))
+    confidence: Mapped[float] = mapped_column(default=1.0)
+    topic_key: Mapped[str | None] = mapped_column(String(100))
+    topic_score: Mapped[float | None]
+    excluded_topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(20), default="new")
+    stage: Mapped[str | None] = mapped_column(String(20))
+    """Within a status: 'reminded' after a claim reminder, 'snoozed', 'asked' after a check."""
+    assignee_id: Mapped[int | None] = mapped_column(
+        ForeignKey("people.id", ondelete="SET NULL"), index=True
+    )
+    step: Mapped[int] = mapped_column(default=0)
+    """How many experts have been asked."""
+    next_check_at: Mapped[datetime | None]
+    version: Mapped[int] = mapped_column(Integer)
+    sla_due_at: Mapped[datetime | None]
+    first_response_at: Mapped[datetime | None]
+    claimed_at: Mapped[datetime | None]
+    reported_at: Mapped[datetime | None]
+    answered_at: Mapped[datetime | None]
+    answered_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    answer_kind: Mapped[str | None] = mapped_column(String(20))
+    """'page', 'staff' (seen on the page), 'reported' (the person said so), 'elsewhere'."""
+    answer_url: Mapped[str | None] = mapped_column(String(1000))
+    channel_key: Mapped[str | None] = mapped_column(String(300))
+    """The outbox key of the 'can anyone help?' channel post, so it can update itself."""
+    closed_reason: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+    # The ORM adds `AND version = :old` to every UPDATE of a question and raises StaleDataError
+    # when another job or button changed it first; that transaction then rolls back whole.
+    __mapper_args__ = {"version_id_col": version}
+
+
+class AssignmentRow(Base):
+    """One time a question was put in front of someone (an expert, a channel, the evangelist)."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (Index("ix_assignments_person_outcome", "person_id", "outcome"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    question_id: Mapped[int] = mapped_column(
+        ForeignKey("questions.id", ondelete="CASCADE"), index=True
+    )
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(20))
+    """'expert', 'fallback', 'channel' or 'evangelist'."""
+    topic_key: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(300), default="")
+    message_key: Mapped[str | None] = mapped_column(String(300))
+    sent_at: Mapped[datetime]
+    outcome: Mapped[str] = mapped_column(String(20), default="open")
+    outcome_at: Mapped[datetime | None]
+
+
+class PageReplyRow(Base):
+    """A reply on a brand page by the page itself or a known staff member (never anyone else)."""
+
+    __tablename__ = "page_replies"
+    __table_args__ = (
+        UniqueConstraint("source_key", "external_id"),
+        Index("ix_page_replies_parent", "source_key", "parent_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    source_key: Mapped[str] = mapped_column(String(64))
+    external_id: Mapped[str] = mapped_column(String(200))
+    parent_id: Mapped[str] = mapped_column(String(200))
+    by_page: Mapped[bool] = mapped_column(default=False)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    url: Mapped[str | None] = mapped_column(String(1000))
+    posted_at: Mapped[datetime | None]
+    seen_at: Mapped[datetime]
+
+
+class SocialHandleRow(Base):
+    """A public handle a person uses on a network, so their replies on the page are theirs."""
+
+    __tablename__ = "social_handles"
+    __table_args__ = (UniqueConstraint("network", "handle"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    network: Mapped[str] = mapped_column(String(20))
+    handle: Mapped[str] = mapped_column(String(200))
+    """Normalised: lower-case, no leading '@'."""
+    from_config: Mapped[bool] = mapped_column(default=False)
+
+
+class ParticipationRow(Base):
+    """Something a person did that counts as taking part; the digests' single source of truth."""
+
+    __tablename__ = "participation_events"
+    __table_args__ = (UniqueConstraint("person_id", "kind", "reference"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(40))
+    at: Mapped[datetime] = mapped_column(index=True)
+    reference: Mapped[str] = mapped_column(String(200))
     details: Mapped[dict[str, Any] | None]

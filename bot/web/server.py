@@ -14,6 +14,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from bot.delivery import outbox
 from bot.observability import request_id
 from bot.storage.migrate import current_revision, head_revision
+from bot.web import webhooks
 
 if TYPE_CHECKING:
     from bot.app import Evangelist
@@ -34,6 +35,7 @@ def create_web_app(bot: Evangelist) -> web.Application:
         app.router.add_post("/slack/events", bot.slack_inbound.handle_http)
     if bot.teams_inbound is not None:
         app.router.add_post("/api/messages", bot.teams_inbound.handle_http)
+    webhooks.add_routes(app, bot)
     return app
 
 

@@ -11,10 +11,11 @@ import itertools
 import uuid
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from sqlalchemy import select
 
+from bot.core.sources import ItemKind, SourceItem
 from bot.core.types import (
     Actor,
     Address,
@@ -32,7 +33,10 @@ from bot.platforms.markup import to_plain
 from bot.services.chat import ChatService
 from bot.storage import directory
 from bot.storage.database import Database
-from bot.storage.models import PersonRow
+from bot.storage.models import PersonRow, QuestionRow
+
+if TYPE_CHECKING:
+    from bot.questions.desk import QuestionDesk
 
 CONSOLE_HELP = """Console commands:
   help, whoami, …        a direct message to the bot
@@ -42,6 +46,8 @@ CONSOLE_HELP = """Console commands:
   :as <person>           speak as someone else from the organisation file
   :join #channel         join a channel (the bot welcomes newcomers once)
   :home                  open the bot's home view
+  :ask <question>        someone from the public asks on our (demo) brand page
+  :reply <number>        the page replies to question #<number> (as if you answered there)
   :people                who is in the organisation file
   :channels              the channels you are in
   :quit                  leave (end of input does the same)"""
@@ -70,7 +76,9 @@ class ConsoleSession:
         handle: str,
         *,
         echo: bool = False,
+        desk: QuestionDesk | None = None,
     ) -> None:
+        self.desk = desk
         self.service = service
         self.platform = platform
         self.db = database
@@ -113,6 +121,11 @@ class ConsoleSession:
     ) -> None:
         """Handle lines until they run out, `:quit`, or end of input."""
         self._print(f"You are {self._name} ({self.handle}). Type :help for console commands.")
+        if self.desk is not None:
+            self._print(
+                "Try the question desk: `:ask When is the application deadline?` plays a member "
+                "of the public asking on our page; `:as ravi` lets you answer as the expert."
+            )
         source = iter(lines) if lines is not None else None
         while True:
             try:
@@ -219,11 +232,52 @@ class ConsoleSession:
             await self._submit(HomeOpened(self._event_id(), self.actor))
         elif word == "people":
             await self._list_people()
+        elif word in ("ask", "reply"):
+            await self._brand_page(word, rest)
         elif word == "channels":
             self._print("You are in: " + ", ".join(sorted(self._channels)))
         else:
             self._print(f"(unknown console command :{word}; try :help)")
         return True
+
+    async def _brand_page(self, word: str, rest: str) -> None:
+        """Play the public and the page on a demo brand page, so the desk can be seen at work."""
+        if self.desk is None or not rest:
+            self._print("(usage: :ask <question> or :reply <question number>)")
+            return
+        n = next(self._events)
+        if word == "ask":
+            item = SourceItem(
+                source_id="demo",
+                external_id=f"{self._session}-{n}",
+                text=rest,
+                url=f"https://www.facebook.com/demo/posts/{self._session}{n}",
+                author_name="Sam Visitor",
+                posted_at=self.desk.clock.now(),
+            )
+        else:
+            async with self.db.transaction() as session:
+                question = await session.get(QuestionRow, int(rest)) if rest.isdigit() else None
+                parent = question.external_id if question else None
+                source = question.source_key if question else "demo"
+            if parent is None:
+                self._print(f"(no question #{rest})")
+                return
+            item = SourceItem(
+                source_id=source,
+                external_id=f"{self._session}-reply-{n}",
+                text="Thanks for asking! Here is the answer.",
+                kind=ItemKind.REPLY,
+                parent_id=parent,
+                by_page=True,
+                url=f"https://www.facebook.com/demo/posts/{self._session}{n}",
+            )
+        report = await self.desk.take_in([item], via="console")
+        if word == "ask":
+            outcome = f"tracked as question #{report.new[0]}" if report.new else "not tracked"
+            reasons = ", ".join(report.skipped) or "-"
+            self._print(f"(Sam Visitor asked on the demo page: {outcome}; skipped: {reasons})")
+        await self.deliver()
 
     async def _list_people(self) -> None:
         async with self.db.transaction() as session:
