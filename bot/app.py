@@ -234,6 +234,7 @@ def _jobs(bot: Evangelist) -> list[Job]:
     ]
     if bot.desk is not None:
         jobs.append(Job("questions.escalate", 30, bot.desk.run_due))
-    if bot.poller is not None and bot.poller.configs:
+    if bot.poller is not None and bot.poller.configs and bot.console is None:
+        # The console is a local demo: it never reaches out to real brand pages.
         jobs.append(Job("sources.poll", 30, bot.poller.poll_due))
     return jobs

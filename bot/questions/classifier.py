@@ -6,13 +6,20 @@ piece alone would make us":
 
 - each configured keyword or phrase found in the text: 0.4 (a multi-word phrase: 0.55, being
   more specific);
-- the most similar example question: 0.9 * cosine similarity (an example asked again verbatim
-  scores 0.9 on its own);
+- the example questions: 0.9 * the mean of (cosine with the nearest example, cosine with the
+  examples' centroid), so one close example and what the examples share both count;
 - the topic's name and description: 0.5 * cosine similarity.
 
-Similarities below 0.1 are noise from one shared common word and are ignored. Topics scoring
-under `floor` (0.15) are left out. Text is compared as stemmed tokens: lower-cased, accents and
-punctuation dropped, stop words removed, and plural/-ing/-ed endings stripped.
+Cosines here weight each token by IDF over the topics (ln((n + 1) / (topics using it + 1)) + 1),
+so words every topic uses count for less. Similarities below 0.1 are noise from one shared
+common word and are ignored. Topics scoring under `floor` (0.15) are left out. Text is compared
+as stemmed tokens: lower-cased, accents and punctuation dropped, stop words removed, and
+plural/-ing/-ed endings stripped.
+
+Measured on the shared data sets with ten examples per topic and no keywords (top-1 accuracy):
+BANKING77 68 % (77 topics, 2,000 held-out training rows), CLINC150 `val` 71 % (150 topics).
+For comparison, the data sets' README reports 75 % for TF-IDF with logistic regression on the
+BANKING77 test split (other rows, so only roughly comparable).
 """
 
 from __future__ import annotations

@@ -53,6 +53,11 @@ def waited(since: datetime | None, now: datetime) -> str:
     return f"{hours // 24} days"
 
 
+def ago(since: datetime | None, now: datetime) -> str:
+    span = waited(since, now)
+    return span if span in ("just now", "an unknown time") else f"{span} ago"
+
+
 @dataclass(frozen=True)
 class Routed:
     """Everything a routed question message shows."""
@@ -69,7 +74,7 @@ class Routed:
 
 def routed(view: Routed, now: datetime) -> OutgoingMessage:
     q = view.question
-    asked = waited(q.posted_at or q.created_at, now)
+    asked = ago(q.posted_at or q.created_at, now)
     lead = (
         "Reminder: this question still needs an answer" if view.reminder else "A question for you"
     )
@@ -77,7 +82,7 @@ def routed(view: Routed, now: datetime) -> OutgoingMessage:
         f"**{lead}** from {view.source_label}"
         + (f" about _{view.topic_name}_" if view.topic_name else ""),
         _question_block(q),
-        f"Asked {asked} ago · " + (f"[open it on the page]({q.url})" if q.url else "no link"),
+        f"Asked {asked} · " + (f"[open it on the page]({q.url})" if q.url else "no link"),
         f"Why you: {view.why}.",
     ]
     if view.before:
@@ -85,7 +90,7 @@ def routed(view: Routed, now: datetime) -> OutgoingMessage:
             "Answered before: " + "; ".join(f"[by {who}]({link})" for who, link in view.before)
         )
     sections.append(
-        "If you answer, reply on the page *as yourself* and say how you are related to us. "
+        "If you answer, reply on the page _as yourself_ and say how you are related to us. "
         "For example:\n" + view.skeleton
     )
     qid = str(q.id)
@@ -110,7 +115,7 @@ def claimed(q: QuestionRow, who: str) -> OutgoingMessage:
             f"**{who} is answering this one.** Thank you!",
             _question_block(q),
             (f"[Open it on the page]({q.url})" if q.url else "")
-            + "\nWhen your reply is up, press *I answered*. I'll check the page and credit you.",
+            + "\nWhen your reply is up, press **I answered**. I'll check the page and credit you.",
         ),
         buttons=(
             Button("q.done", "I answered", str(q.id), ButtonStyle.PRIMARY),
@@ -140,7 +145,7 @@ def channel_call(
             f"{waited(q.posted_at or q.created_at, now)}.",
             _question_block(q),
             (f"[Open it on the page]({q.url}) · " if q.url else "")
-            + "Press *I'll answer* to take it; answer as yourself and say how you are related "
+            + "Press **I'll answer** to take it; answer as yourself and say how you are related "
             "to us.",
         ),
         buttons=(Button("q.claim", "I'll answer", str(q.id), ButtonStyle.PRIMARY),),
@@ -155,7 +160,7 @@ def claim_reminder(q: QuestionRow) -> OutgoingMessage:
             "**A gentle nudge:** you took this question. Is your answer up yet?",
             _question_block(q),
             (f"[Open it on the page]({q.url}). " if q.url else "")
-            + "If you can't get to it, press *I can't after all* and I'll find someone else.",
+            + "If you can't get to it, press **I can't after all** and I'll find someone else.",
         ),
         buttons=(
             Button("q.done", "I answered", str(q.id), ButtonStyle.PRIMARY),

@@ -101,10 +101,10 @@ def sanitise(text: str, limit: int = 2000) -> str:
 def neutralise_mentions(text: str) -> str:
     """Make Slack/Teams mention markup in `text` render as plain words that ping nobody.
 
-    `<!channel>` becomes the word channel after a full-width at sign, `<@U123|ada>` becomes ada
-    after one, and the broadcast words
-    `@channel`, `@here`, `@everyone` and `@group` get the full-width at sign. Other `@name`
-    handles are left alone: adapters post without `link_names`, so they cannot ping.
+    `<!channel>` becomes "channel" after a full-width at sign, `<@U123|ada>` becomes "ada"
+    after one, and the broadcast words `@channel`, `@here`, `@everyone` and `@group` get the
+    full-width at sign instead of "@". Other `@name` handles are left alone: adapters post
+    without `link_names`, so they cannot ping.
     """
     text = _SLACK_SPECIAL.sub(_render_slack_special, text)
     return _BROADCAST.sub(lambda m: SAFE_AT + m.group(1), text)
@@ -392,8 +392,8 @@ _LINK = re.compile(
 )
 _COIN = r"\b(?:crypto(?:currency)?|bitcoin|btc|forex|binary options?|usdt|nft)\b"
 _PITCH = (
-    r"\b(?:invest(?:ing|ment|or)?|profits?|returns|earn(?:ing|ed)?|expert|manager|signals?|"
-    r"mining|giveaway|mentor|recover(?:ed|y)?|guaranteed|whatsapp|telegram)\b"
+    r"\b(?:invest(?:ing|ment|or)?|profits?|earn(?:ing|ed)?|signals?|mining|giveaway|mentor|"
+    r"recover(?:ed|y)?|guaranteed|double your|whatsapp|telegram)\b"
 )
 _SPAM_PHRASES: tuple[tuple[str, re.Pattern[str]], ...] = tuple(
     (name, re.compile(pattern, re.IGNORECASE))

@@ -91,6 +91,8 @@ class ConsoleSession:
         self._events = itertools.count(1)
         self._session = uuid.uuid4().hex[:8]
         self._channels: set[str] = {GENERAL}
+        self._seen: dict[str, set[str]] = {}
+        """Message ids each person has been shown (updates are shown again)."""
         self._name = handle
         platform.subscribe(self._show)
 
@@ -106,6 +108,13 @@ class ConsoleSession:
         self._name = person.name
         self._channels = {GENERAL, *channels}
         return True
+
+    def _catch_up(self) -> None:
+        """Show what reached this person while the console spoke as someone else."""
+        seen = self._seen.setdefault(self.handle, set())
+        for entry in list(self.platform.entries.values()):
+            if entry.message_id not in seen and self._visible(entry):
+                self._show(entry)
 
     @property
     def actor(self) -> Actor:
@@ -221,6 +230,7 @@ class ConsoleSession:
         elif word == "as":
             if await self.switch_to(rest):
                 self._print(f"You are now {self._name} ({self.handle}).")
+                self._catch_up()
             else:
                 self._print(f"(nobody called {rest!r}; try :people)")
         elif word == "join":
@@ -307,6 +317,7 @@ class ConsoleSession:
     def _show(self, entry: ConsoleEntry) -> None:
         if not self._visible(entry):
             return
+        self._seen.setdefault(self.handle, set()).add(entry.message_id)
         if entry.conversation.startswith("home:"):
             place = "Home"
         elif entry.conversation.startswith("dm:"):
