@@ -61,6 +61,9 @@ class IntakeReport:
     new: list[int] = field(default_factory=list)
     answered: list[int] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    failed: int = 0
+    """Items that could not be stored (the database was unreachable, a bug): the caller must
+    not acknowledge them, so the sender retries (webhooks) or the cursor stays (polling)."""
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] = self.skipped.get(reason, 0) + 1
@@ -106,7 +109,7 @@ class QuestionDesk:
                     wrote |= await self._take_one(session, item, via, self.clock.now(), report)
             except Exception:
                 log.exception("could not take in %s item %s", item.source_id, item.external_id)
-                report.skip("error")
+                report.failed += 1
         if wrote:
             self.on_enqueued()
         return report
@@ -334,8 +337,12 @@ class QuestionDesk:
                     details={"url": q.answer_url},
                 )
                 await self.send_to(session, credited, messages.credited(q), f"q{q.id}:credit", now)
-        who = await self.name_of(session, credited) if credited else "the page"
-        await self._settle_messages(session, q, f"Answered by {who} ✓", now)
+        if kind == "elsewhere":
+            status = "Already answered on the page"
+        else:
+            who = await self.name_of(session, credited) if credited else "the page"
+            status = f"Answered by {who} ✓"
+        await self._settle_messages(session, q, status, now)
         return True
 
     async def _close(self, session: AsyncSession, q: QuestionRow, now: datetime, why: str) -> bool:

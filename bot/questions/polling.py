@@ -168,7 +168,12 @@ class SourcePoller:
             log.exception("polling source %s failed unexpectedly", key)
             await self._failed(key, SourceError(f"unexpected: {error!r}"[:300]), self.clock.now())
             return SourceError(repr(error))
-        await self.desk.take_in(result.items, via="poll")
+        report = await self.desk.take_in(result.items, via="poll")
+        if report.failed:
+            # Keep the old cursor: the next poll reads these items again.
+            error = SourceError(f"{report.failed} item(s) could not be stored")
+            await self._failed(key, error, self.clock.now())
+            return error
         await self._succeeded(key, result, self.clock.now())
         return result
 

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config.organisation import OrganisationConfig
 from bot.core.clock import Clock
@@ -46,6 +47,10 @@ log = logging.getLogger(__name__)
 
 SORRY = OutgoingMessage(
     text="Sorry, something went wrong on my side. Please try again in a minute.",
+)
+
+RACED = OutgoingMessage(
+    text="Someone changed that at the same moment as you. Have a look at the latest message."
 )
 
 Reply = tuple[Address, OutgoingMessage, int | None]
@@ -119,6 +124,12 @@ class ChatService:
                     return False
                 replies, wrote = await self._dispatch(session, event, now)
                 wrote |= await self._enqueue_replies(session, event, replies, now)
+        except StaleDataError:
+            # Someone else changed the same thing at the same moment (two people claiming one
+            # question); this event's transaction rolled back whole, so nothing half-happened.
+            log.info("%s %s lost a race; asking the person to look again", kind, event.event_id)
+            await self._apologise(event, RACED)
+            return True
         except Exception:
             self.metrics.event_errors.labels(platform).inc()
             log.exception(
@@ -277,7 +288,7 @@ class ChatService:
             )
         return wrote
 
-    async def _apologise(self, event: InboundEvent) -> None:
+    async def _apologise(self, event: InboundEvent, message: OutgoingMessage = SORRY) -> None:
         if not isinstance(event, IncomingMessage | ButtonPress | ForwardedMessage):
             return
         try:
@@ -286,7 +297,7 @@ class ChatService:
                     session,
                     key=f"sorry:{event.actor.platform.value}:{event.event_id}",
                     address=event.where,
-                    message=SORRY,
+                    message=message,
                     now=self.clock.now(),
                 )
             self.on_enqueued()

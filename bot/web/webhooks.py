@@ -75,6 +75,9 @@ def _meta_notification(bot: Evangelist) -> Handler:
         except (ValueError, meta.MalformedPayload) as exc:
             return _refuse(bot, "meta", 400, f"malformed notification: {exc}")
         report = await bot.desk.take_in(items, via="webhook")
+        if report.failed:
+            # Not stored: a non-2xx makes Meta deliver it again; what was stored is de-duplicated.
+            return _refuse(bot, "meta", 503, f"{report.failed} item(s) could not be stored")
         bot.metrics.webhooks.labels("meta", "200").inc()
         return web.json_response({"items": len(items), "new_questions": len(report.new)})
 
@@ -107,6 +110,8 @@ def _generic(bot: Evangelist) -> Handler:
         except webhook.WebhookRejected as rejected:
             return _refuse(bot, "sources", rejected.status, rejected.reason)
         report = await bot.desk.take_in(items, via="webhook")
+        if report.failed:
+            return _refuse(bot, "sources", 503, f"{report.failed} item(s) could not be stored")
         bot.metrics.webhooks.labels("sources", "200").inc()
         return web.json_response(
             {"items": len(items), "new_questions": report.new, "skipped": report.skipped}

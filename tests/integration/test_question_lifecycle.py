@@ -7,6 +7,7 @@ bot sends is read back from the console platform's transcript.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -418,3 +419,22 @@ async def test_a_restart_in_the_middle_of_a_step_repeats_nothing(
         assert steps == 2
     finally:
         await second.db.close()
+
+
+async def test_two_people_claiming_at_once_get_one_owner(
+    desk_bot: tuple[Evangelist, FrozenClock],
+) -> None:
+    bot, clock = desk_bot
+    [qid] = await take_in(bot, question("c15", "When is the application deadline?"))
+    await tick(bot, clock, 60)
+    await tick(bot, clock, 60)
+    [post] = channel(bot, "#admissions")
+    await asyncio.gather(press(bot, "tom", post, "q.claim"), press(bot, "mia", post, "q.claim"))
+    claims = [p for p in await participation(bot) if p[0] == "question_claimed"]
+    assert len(claims) == 1
+    q = await load(bot, qid)
+    assert q.status == "claimed"
+    loser = "mia" if claims[0][2] == "tom" else "tom"
+    # The loser pressed in the channel, so the answer comes back there (ephemeral on Slack).
+    told = [e.message.text for e in inbox(bot, loser) + channel(bot, "#admissions")]
+    assert any("already answering" in t or "same moment" in t for t in told), told
