@@ -171,9 +171,9 @@ class SourcePoller:
         report = await self.desk.take_in(result.items, via="poll")
         if report.failed:
             # Keep the old cursor: the next poll reads these items again.
-            error = SourceError(f"{report.failed} item(s) could not be stored")
-            await self._failed(key, error, self.clock.now())
-            return error
+            unstored = SourceError(f"{report.failed} item(s) could not be stored")
+            await self._failed(key, unstored, self.clock.now())
+            return unstored
         await self._succeeded(key, result, self.clock.now())
         return result
 
