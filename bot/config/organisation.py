@@ -50,8 +50,9 @@ class WorkingHoursConfig(_Strict):
     @field_validator("days")
     @classmethod
     def _days(cls, value: list[str]) -> list[str]:
+        full = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+        bad = [d for d in value if d.lower() not in WEEKDAYS and d.lower() not in full]
         days = [d.lower()[:3] for d in value]
-        bad = [d for d in days if d not in WEEKDAYS]
         if bad:
             raise ValueError(f"unknown day(s) {bad} (use mon, tue, wed, thu, fri, sat, sun)")
         if not days:

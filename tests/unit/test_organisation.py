@@ -96,3 +96,47 @@ def test_python_m_bot_is_the_same_command() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "OK" in result.stdout
+
+
+DESK = """\
+organisation: {name: Example}
+questions:
+  working_hours: {start: "17:00", end: "09:00", days: [mon, funday]}
+people:
+  - {id: ada, name: Ada, handles: {myspace: [ada]}}
+sources:
+  - {id: page, kind: facebook_page, page_id: "12a"}
+  - {id: page, kind: rss, url: "ftp://example.org/feed"}
+  - {id: tube, kind: youtube, channel_id: UCabcdefghijklmnop}
+  - {id: hook, kind: webhook}
+  - {id: odd, kind: tiktok}
+"""
+
+
+def test_desk_settings_and_sources_are_checked_with_their_paths() -> None:
+    with pytest.raises(ConfigurationError) as caught:
+        parse_organisation(DESK, source="org.yaml")
+    problems = "\n".join(caught.value.problems)
+    assert "questions.working_hours.days" in problems and "funday" in problems
+    assert "people[0].handles" in problems and "myspace" in problems
+    assert "sources[0].facebook_page.page_id" in problems
+    assert "sources[1].rss.url" in problems
+    assert "sources[3].webhook.secret_env: Field required" in problems
+    assert "sources[4]" in problems and "tiktok" in problems
+
+
+def test_working_hours_must_end_after_they_start() -> None:
+    text = 'organisation: {name: X}\nquestions:\n  working_hours: {start: "17:00", end: "09:00"}\n'
+    with pytest.raises(ConfigurationError) as caught:
+        parse_organisation(text)
+    assert "must be after start" in "\n".join(caught.value.problems)
+
+
+def test_duplicate_source_ids_are_refused() -> None:
+    text = (
+        "organisation: {name: X}\nsources:\n"
+        "  - {id: a, kind: csv}\n  - {id: a, kind: webhook, secret_env: S}\n"
+    )
+    with pytest.raises(ConfigurationError) as caught:
+        parse_organisation(text)
+    assert "sources[1].id: 'a' is also used by sources[0]" in "\n".join(caught.value.problems)
