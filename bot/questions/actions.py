@@ -271,7 +271,9 @@ class Actions:
             return False
         topic = self.desk.org.topic(q.topic_key) if q.topic_key else None
         channel = self.desk.topic_channel(topic)
-        return channel is not None and channel.channel == ctx.message.channel
+        # A press on a Teams channel post comes from the post's thread, "<channel>;messageid=…".
+        pressed_in = ctx.message.channel.split(";messageid=")[0]
+        return channel is not None and channel.channel == pressed_in
 
 
 def _done_words(q: QuestionRow) -> str:

@@ -74,7 +74,10 @@ class DeskListener:
         self, session: AsyncSession, event: InboundEvent, person: Person, now: datetime
     ) -> list[Reply]:
         if isinstance(event, ForwardedMessage):
-            link = event.permalink or brand_link(event.text, self.extra_hosts)
+            # The brand-page link in the message is what experts need to open, not the chat link.
+            link = brand_link(event.text, self.extra_hosts) or event.permalink
+            if not event.text.strip() and link is None:
+                return [(event.where, tracked_reply(IntakeReport()), person.id)]
             report = await self.desk.track(session, channel_item(event.text, link, person), now)
             return [(event.where, tracked_reply(report), person.id)]
         if isinstance(event, ChannelMessage):

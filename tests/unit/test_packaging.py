@@ -20,6 +20,9 @@ from typing import Any
 import pytest
 import yaml
 
+from bot.platforms.slack.inbound import SEND_TO_DESK as SLACK_SEND_TO_DESK
+from bot.platforms.teams.inbound import SEND_TO_DESK as TEAMS_SEND_TO_DESK
+
 ROOT = Path(__file__).resolve().parents[2]
 SLACK_MANIFEST = ROOT / "slack" / "manifest.yml"
 TEAMS_DIR = ROOT / "teams"
@@ -119,8 +122,13 @@ def test_slack_manifest_declares_the_bot_features(slack_manifest: dict[str, Any]
     assert command["command"] == "/evangelist"
     assert command["usage_hint"] == "help | whoami | status"
     assert command["url"].endswith("/slack/events")
-    # No shortcut until a listener handles it: Slack would show it and nothing would happen.
-    assert "shortcuts" not in features
+    # The question desk's message shortcut; bot/platforms/slack/inbound.py listens for its
+    # callback_id (SEND_TO_DESK), so the two must not drift apart.
+    [shortcut] = features["shortcuts"]
+    assert shortcut["type"] == "message"
+    assert shortcut["callback_id"] == SLACK_SEND_TO_DESK
+    assert 0 < len(shortcut["name"]) <= 24, "Slack refuses longer shortcut names"
+    assert 0 < len(shortcut["description"]) <= 100
 
 
 def test_slack_settings_use_one_request_url(slack_manifest: dict[str, Any]) -> None:
@@ -223,7 +231,20 @@ def test_teams_bot_entry(teams_manifest: dict[str, Any]) -> None:
     for command_list in bot["commandLists"]:
         for command in command_list["commands"]:
             assert len(command["title"]) <= 32 and 0 < len(command["description"]) <= 128
-    assert "composeExtensions" not in teams_manifest
+
+
+def test_teams_message_action_sends_to_the_question_desk(teams_manifest: dict[str, Any]) -> None:
+    [extension] = teams_manifest["composeExtensions"]
+    assert extension["botId"] == teams_manifest["bots"][0]["botId"]
+    [command] = extension["commands"]
+    # bot/platforms/teams/inbound.py answers composeExtension/submitAction for this id.
+    assert command["id"] == TEAMS_SEND_TO_DESK
+    assert command["type"] == "action"
+    assert command["context"] == ["message"]
+    assert command["fetchTask"] is False
+    assert 0 < len(command["title"]) <= 32 and 0 < len(command["description"]) <= 128
+    # Without a task to fetch, Teams builds the dialog from the static parameters.
+    assert [p["name"] for p in command["parameters"]] == ["note"]
 
 
 def test_teams_icons_have_the_sizes_teams_requires(
@@ -278,6 +299,7 @@ def test_package_writes_the_three_files_with_substituted_ids(tmp_path: Path) -> 
         assert archive.read("outline.png") == (TEAMS_DIR / "outline.png").read_bytes()
     assert manifest["id"] == APP_ID
     assert [bot["botId"] for bot in manifest["bots"]] == [BOT_ID]
+    assert [ext["botId"] for ext in manifest["composeExtensions"]] == [BOT_ID]
     assert manifest["validDomains"] == ["bot.example.com"]
     assert manifest["version"] == "1.2.3"
     assert ZERO_GUID not in json.dumps(manifest)

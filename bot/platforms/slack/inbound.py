@@ -28,6 +28,7 @@ from bot.core.types import (
     AddressKind,
     ButtonPress,
     ChannelMessage,
+    ForwardedMessage,
     HomeOpened,
     IncomingMessage,
     MemberJoined,
@@ -41,6 +42,9 @@ from bot.services.chat import ChatService
 log = logging.getLogger(__name__)
 SLACK = Platform.SLACK
 _MENTION = re.compile(r"<@[UW][A-Z0-9]+(?:\|[^>]*)?>")
+_LINK = re.compile(r"<(https?://[^|>\s]+)(?:\|([^>]*))?>")
+SEND_TO_DESK = "ev_send_to_desk"
+"""The message shortcut's callback_id (slack/manifest.yml)."""
 
 
 def web_client(settings: Settings) -> AsyncWebClient:
@@ -126,6 +130,7 @@ class SlackInbound:
         app.event("app_home_opened")(self._on_home_opened)
         app.command("/evangelist")(self._on_command)
         app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(self._on_action)
+        app.message_shortcut(SEND_TO_DESK)(self._on_send_to_desk)
 
     async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         where = Address.in_thread(SLACK, event["channel"], event.get("thread_ts") or event["ts"])
@@ -155,7 +160,8 @@ class SlackInbound:
         where = Address(
             SLACK, AddressKind.CHANNEL, channel=event["channel"], thread=event.get("thread_ts")
         )
-        await self.chat.handle(ChannelMessage(_event_id(body), _actor(event["user"]), text, where))
+        message = ChannelMessage(_event_id(body), _actor(event["user"]), _plain_links(text), where)
+        await self.chat.handle(message)
 
     async def _on_reaction(self, body: dict[str, Any], event: dict[str, Any]) -> None:
         item = event.get("item") or {}
@@ -231,9 +237,39 @@ class SlackInbound:
         event_id = f"action:{user}:{action.get('action_ts') or body.get('trigger_id')}"
         await self.chat.handle(ButtonPress(event_id, _actor(user), name, value, where, message))
 
+    async def _on_send_to_desk(self, ack: AsyncAck, body: dict[str, Any]) -> None:
+        """The "Send to question desk" message shortcut: the message becomes a question."""
+        await ack()
+        user = (body.get("user") or {}).get("id", "")
+        message = body.get("message") or {}
+        # Only the person who used the shortcut sees the answer, through the response_url.
+        where = Address(
+            SLACK,
+            AddressKind.EPHEMERAL,
+            channel=(body.get("channel") or {}).get("id"),
+            user=user,
+            reply_token=body.get("response_url"),
+        )
+        event_id = f"shortcut:{user}:{body.get('action_ts') or body.get('trigger_id')}"
+        text = _plain_links(str(message.get("text") or ""))
+        await self.chat.handle(ForwardedMessage(event_id, _actor(user), text, where))
+
 
 def _actor(user: str) -> Actor:
     return Actor(SLACK, user)
+
+
+def _plain_links(text: str) -> str:
+    """Slack sends links as `<url>` or `<url|label>`; the desk looks for bare URLs.
+
+    Other entities stay escaped: the desk's sanitiser unescapes text exactly once.
+    """
+
+    def unwrap(match: re.Match[str]) -> str:
+        url, label = match.group(1).replace("&amp;", "&"), match.group(2)
+        return f"{label} {url}" if label and label not in match.group(1) else url
+
+    return _LINK.sub(unwrap, text)
 
 
 def _event_id(body: dict[str, Any]) -> str:

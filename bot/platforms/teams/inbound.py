@@ -10,6 +10,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
+from html.parser import HTMLParser
 from typing import Any
 
 import jwt
@@ -27,6 +29,7 @@ from bot.core.types import (
     Address,
     ButtonPress,
     ChannelMessage,
+    ForwardedMessage,
     InboundEvent,
     IncomingMessage,
     MemberJoined,
@@ -43,6 +46,9 @@ from bot.storage.database import Database
 log = logging.getLogger(__name__)
 TEAMS = Platform.TEAMS
 AUTH_TIMEOUT = 10.0
+SEND_TO_DESK = "sendToDesk"
+"""The message action's command id (teams/manifest.json composeExtensions)."""
+SENT_TO_DESK = {"composeExtension": {"type": "message", "text": "Sent to the question desk."}}
 
 
 class _AdapterConfig:
@@ -141,6 +147,8 @@ class TeamsInbound:
 
     async def _remember(self, activity: Activity) -> None:
         """Save the conversation reference of every inbound activity (proactive sends need it)."""
+        if _from_someone_elses_chat(activity):
+            return
         reference = TurnContext.get_conversation_reference(activity)
         conversation = activity.conversation
         tenant = getattr(conversation, "tenant_id", None) or _tenant(activity)
@@ -205,6 +213,9 @@ class TeamsInbound:
 
     async def _on_invoke(self, context: TurnContext) -> None:
         activity = context.activity
+        if activity.name == "composeExtension/submitAction":
+            await self._on_message_action(context)
+            return
         if activity.name != "adaptiveCard/action":
             await _invoke_response(
                 context, 400, {"code": "NotSupported", "message": f"invoke {activity.name!r}"}
@@ -215,8 +226,7 @@ class TeamsInbound:
         if not isinstance(action, dict):
             await _invoke_response(context, 400, {"code": "BadRequest", "message": "no action"})
             return
-        verb = action.get("verb") if isinstance(action.get("verb"), str) else ""
-        submitted = parse_submit(action.get("data")) or (verb, "")
+        submitted = parse_submit(action.get("data")) or (_text(action.get("verb")), "")
         where = Address.to_channel(TEAMS, activity.conversation.id)
         await self.chat.handle(
             ButtonPress(
@@ -237,6 +247,88 @@ class TeamsInbound:
             },
         )
 
+    async def _on_message_action(self, context: TurnContext) -> None:
+        """'Send to the question desk' on a message: the message becomes a question."""
+        activity = context.activity
+        value = activity.value if isinstance(activity.value, dict) else {}
+        command = value.get("commandId")
+        if command != SEND_TO_DESK:
+            await _invoke_response(
+                context, 400, {"code": "NotSupported", "message": f"command {command!r}"}
+            )
+            return
+        forwarded = _forwarded(activity, value)
+        if forwarded is None:
+            await _invoke_response(context, 400, {"code": "BadRequest", "message": "no message"})
+            return
+        await self.chat.handle(forwarded, people=_Roster(context))
+        # Teams shows this text where the action was taken, which closes the action.
+        await _invoke_response(context, 200, SENT_TO_DESK)
+
+
+def _forwarded(activity: Activity, value: dict[str, Any]) -> ForwardedMessage | None:
+    payload = value.get("messagePayload")
+    if not isinstance(payload, dict):
+        return None
+    body = _mapping(payload.get("body"))
+    content = _text(body.get("content"))
+    html = _text(body.get("contentType")).lower() == "html"
+    text = html_to_text(content) if html else content.strip()
+    note = _text(_mapping(value.get("data")).get("note"))
+    if note.strip():
+        text = f"{text}\n\nNote from {activity.from_property.name or 'a colleague'}: {note.strip()}"
+    link = payload.get("linkToMessage")
+    actor = _actor(activity)
+    return ForwardedMessage(
+        activity.id or f"invoke:{activity.timestamp}",
+        actor,
+        text,
+        # Teams has no message only one person sees, and the action may come from a chat the
+        # bot is not in: the answer goes to the person's own chat with the bot.
+        Address.direct(TEAMS, actor.user_id),
+        permalink=link if isinstance(link, str) and link.startswith("https://") else None,
+    )
+
+
+class _PlainText(HTMLParser):
+    """Text of a Teams message body: block tags become line breaks, link targets are kept."""
+
+    BREAKS = frozenset({"br", "p", "div", "li", "tr", "blockquote", "h1", "h2", "h3", "h4"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.parts: list[str] = []
+        self._link: tuple[str, int] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag in self.BREAKS:
+            self.parts.append("\n")
+        href = dict(attrs).get("href") or ""
+        if tag == "a" and href.startswith(("https://", "http://")):
+            self._link = (href, len(self.parts))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._link is not None:
+            href, start = self._link
+            # A link whose words are not its address would lose the address, which the desk
+            # needs to recognise a brand page.
+            if href not in "".join(self.parts[start:]):
+                self.parts.append(f" {href}")
+            self._link = None
+        elif tag in self.BREAKS:
+            self.parts.append("\n")
+
+    def handle_data(self, data: str) -> None:
+        self.parts.append(data)
+
+
+def html_to_text(content: str) -> str:
+    parser = _PlainText()
+    parser.feed(content)
+    parser.close()
+    lines = (" ".join(line.split()) for line in "".join(parser.parts).splitlines())
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
+
 
 class _Roster:
     """Teams sends new members without names; the roster of the turn's conversation has them."""
@@ -254,6 +346,27 @@ async def _invoke_response(context: TurnContext, status: int, body: dict[str, An
     await context.send_activity(
         Activity(type=ActivityTypes.invoke_response, value=InvokeResponse(status=status, body=body))
     )
+
+
+def _from_someone_elses_chat(activity: Activity) -> bool:
+    """A message action used in a one-to-one chat, perhaps between two colleagues.
+
+    The bot cannot write there; saved as "personal", that chat would take the place of the
+    person's own chat with the bot for every later direct message.
+    """
+    return (
+        activity.type == ActivityTypes.invoke
+        and (activity.name or "").startswith("composeExtension/")
+        and (activity.conversation.conversation_type or "personal") == "personal"
+    )
+
+
+def _mapping(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
 
 
 def _actor(activity: Activity) -> Actor:
