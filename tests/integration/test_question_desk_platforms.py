@@ -685,7 +685,8 @@ async def test_teams_message_action_sends_a_message_to_the_desk(teams: Teams) ->
     assert (status, body) == (200, SEND_TO_DESK)
     [question] = await questions(teams.bot)
     assert (question.source_key, question.via) == ("channel", "channel")
-    assert question.url == invoke["value"]["messagePayload"]["linkToMessage"]
+    # The brand-page link in the message is what the expert opens, not the Teams message link.
+    assert question.url == "https://www.facebook.com/northfield/posts/123"
     assert QUESTION in question.text and "<p>" not in question.text
     assert "Note from Tom Becker: She asked twice" in question.text
     # The answer goes to Tom's own chat with the bot, not into his chat with Grace...
