@@ -114,7 +114,12 @@ def _generic(bot: Evangelist) -> Handler:
             return _refuse(bot, "sources", 503, f"{report.failed} item(s) could not be stored")
         bot.metrics.webhooks.labels("sources", "200").inc()
         return web.json_response(
-            {"items": len(items), "new_questions": report.new, "skipped": report.skipped}
+            {
+                "items": len(items),
+                "new_questions": len(report.new),
+                "question_ids": report.new,
+                "skipped": report.skipped,
+            }
         )
 
     return generic
