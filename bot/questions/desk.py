@@ -483,7 +483,8 @@ class QuestionDesk:
         await self._finish_assignments(session, q, now, "timed_out")
         key = f"q{q.id}:channel"
         label = self.source_label(q.source_key)
-        message = messages.channel_call(q, topic.name if topic else None, label, now)
+        before = tuple(await knowledge.answered_before(session, q))
+        message = messages.channel_call(q, topic.name if topic else None, label, now, before)
         await outbox.enqueue(session, key=key, address=address, message=message, now=now)
         session.add(
             AssignmentRow(

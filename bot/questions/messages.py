@@ -86,9 +86,7 @@ def routed(view: Routed, now: datetime) -> OutgoingMessage:
         f"Why you: {view.why}.",
     ]
     if view.before:
-        sections.append(
-            "Answered before: " + "; ".join(f"[by {who}]({link})" for who, link in view.before)
-        )
+        sections.extend(_answered_before(view.before))
     sections.append(
         "If you answer, reply on the page _as yourself_ and say how you are related to us. "
         "For example:\n" + view.skeleton
@@ -135,7 +133,11 @@ def settled(q: QuestionRow, status: str) -> OutgoingMessage:
 
 
 def channel_call(
-    q: QuestionRow, topic_name: str | None, source_label: str, now: datetime
+    q: QuestionRow,
+    topic_name: str | None,
+    source_label: str,
+    now: datetime,
+    before: tuple[tuple[str, str], ...] = (),
 ) -> OutgoingMessage:
     about = f" about _{topic_name}_" if topic_name else ""
     return OutgoingMessage(
@@ -144,6 +146,7 @@ def channel_call(
             f"**Can anyone help?** Someone asked on {source_label}{about} and it has waited "
             f"{waited(q.posted_at or q.created_at, now)}.",
             _question_block(q),
+            *(_answered_before(before) if before else ()),
             (f"[Open it on the page]({q.url}) · " if q.url else "")
             + "Press **I'll answer** to take it; answer as yourself and say how you are related "
             "to us.",
@@ -226,6 +229,10 @@ def source_recovered(name: str) -> OutgoingMessage:
 def skeleton(author: str | None, first_name: str, affiliation: str) -> str:
     greeting = f"Hi {author.split()[0]}" if author and author.split() else "Hi"
     return f"{quote(greeting)}, I'm {first_name} and {affiliation}. <your answer>"
+
+
+def _answered_before(before: tuple[tuple[str, str], ...]) -> tuple[str]:
+    return ("Answered before: " + "; ".join(f"[by {who}]({link})" for who, link in before),)
 
 
 def _question_block(q: QuestionRow) -> str:

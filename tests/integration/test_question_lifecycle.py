@@ -438,3 +438,21 @@ async def test_two_people_claiming_at_once_get_one_owner(
     # The loser pressed in the channel, so the answer comes back there (ephemeral on Slack).
     told = [e.message.text for e in inbox(bot, loser) + channel(bot, "#admissions")]
     assert any("already answering" in t or "same moment" in t for t in told), told
+
+
+async def test_a_question_close_to_an_answered_one_shows_the_earlier_answer(
+    desk_bot: tuple[Evangelist, FrozenClock],
+) -> None:
+    bot, clock = desk_bot
+    await take_in(bot, question("k1", "When is the application deadline for the autumn intake?"))
+    await take_in(bot, reply("k1", "kr1", author_name="Ravi Menon"))
+    await take_in(bot, question("k2", "What is the application deadline for autumn intake?"))
+    latest = (
+        inbox(bot, "ravi")[-1] if inbox(bot, "ravi")[-1].message.buttons else inbox(bot, "mia")[-1]
+    )
+    text = "\n".join(latest.message.sections)
+    assert "Answered before: [by Ravi Menon](https://www.facebook.com/111_1?comment_id=kr1)" in text
+    await tick(bot, clock, 60)
+    await tick(bot, clock, 60)
+    [post] = channel(bot, "#admissions")
+    assert "Answered before: [by Ravi Menon]" in "\n".join(post.message.sections)
