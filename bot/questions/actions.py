@@ -177,11 +177,8 @@ class Actions:
         ctx.reply(f"I'll bring question #{q.id} back to you in an hour.")
 
     async def done(self, ctx: CommandContext) -> None:
-        q = await self._load(ctx)
+        q = await self._current(ctx)
         if q is None:
-            return
-        if q.assignee_id != ctx.person.id:
-            ctx.reply(f"Question #{q.id} is with someone else now; thank you anyway!")
             return
         await participation.record(
             ctx.session,
@@ -204,21 +201,15 @@ class Actions:
         ctx.reply(f"Thank you! I'll look for your reply to question #{q.id} on the page.")
 
     async def release(self, ctx: CommandContext) -> None:
-        q = await self._load(ctx)
+        q = await self._current(ctx)
         if q is None:
-            return
-        if q.assignee_id != ctx.person.id:
-            ctx.reply(f"Question #{q.id} is with someone else now.")
             return
         await self._decline(ctx, q, "released")
         ctx.reply(f"No harm done. I've passed question #{q.id} on.")
 
     async def posted(self, ctx: CommandContext) -> None:
-        q = await self._load(ctx)
+        q = await self._current(ctx)
         if q is None:
-            return
-        if q.assignee_id != ctx.person.id:
-            ctx.reply(f"Question #{q.id} is with someone else now.")
             return
         await self.desk.mark_answered(ctx.session, q, ctx.now, by=ctx.person.id, kind="reported")
         ctx.enqueued = True
