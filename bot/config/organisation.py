@@ -194,9 +194,7 @@ class SourceBase(_Strict):
         return value
 
 
-class FacebookPageSourceConfig(SourceBase):
-    kind: Literal["facebook_page"]
-    page_id: str = Field(pattern=r"^[0-9]{1,30}$")
+class _MetaSourceBase(SourceBase):
     access_token_env: str = "META_PAGE_ACCESS_TOKEN"
     """The environment variable (or NAME_FILE) holding the Page access token."""
     poll_minutes: int = Field(default=15, ge=0, le=24 * 60)
@@ -204,12 +202,14 @@ class FacebookPageSourceConfig(SourceBase):
     lookback_days: int = Field(default=7, ge=1, le=90)
 
 
-class InstagramSourceConfig(SourceBase):
+class FacebookPageSourceConfig(_MetaSourceBase):
+    kind: Literal["facebook_page"]
+    page_id: str = Field(pattern=r"^[0-9]{1,30}$")
+
+
+class InstagramSourceConfig(_MetaSourceBase):
     kind: Literal["instagram"]
     account_id: str = Field(pattern=r"^[0-9]{1,30}$")
-    access_token_env: str = "META_PAGE_ACCESS_TOKEN"
-    poll_minutes: int = Field(default=15, ge=0, le=24 * 60)
-    lookback_days: int = Field(default=7, ge=1, le=90)
 
 
 class YouTubeSourceConfig(SourceBase):

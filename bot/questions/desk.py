@@ -642,10 +642,7 @@ class QuestionDesk:
         if original is None:
             return
         address = Address.from_dict(original.address)
-        # The same content for the same message is one update, however often it is asked for.
-        digest = hashlib.sha1(
-            json.dumps(message.to_dict(), sort_keys=True).encode(), usedforsecurity=False
-        ).hexdigest()[:12]
+        digest = _content_digest(message)
         await outbox.enqueue(
             session,
             key=f"{original_key}:update:{digest}",
@@ -660,9 +657,7 @@ class QuestionDesk:
         self, session: AsyncSession, ref: MessageRef, message: OutgoingMessage, now: datetime
     ) -> None:
         """Change a message a button was pressed on (the platform gave us its reference)."""
-        digest = hashlib.sha1(
-            json.dumps(message.to_dict(), sort_keys=True).encode(), usedforsecurity=False
-        ).hexdigest()[:12]
+        digest = _content_digest(message)
         await outbox.enqueue(
             session,
             key=f"press:{ref.platform.value}:{ref.channel}:{ref.message_id}:{digest}",
@@ -772,3 +767,9 @@ async def sync_handles(session: AsyncSession, organisation: OrganisationConfig) 
             )
         else:
             existing.person_id, existing.from_config = person_id, True
+
+
+def _content_digest(message: OutgoingMessage) -> str:
+    """Keys updates by content: the same content for one message is one update, however often."""
+    encoded = json.dumps(message.to_dict(), sort_keys=True).encode()
+    return hashlib.sha1(encoded, usedforsecurity=False).hexdigest()[:12]
