@@ -13,16 +13,17 @@ from typing import Any
 
 from aiohttp import web
 
-from bot.config.organisation import OrganisationConfig, load_organisation
+from bot.config.organisation import LanguageModelConfig, OrganisationConfig, load_organisation
 from bot.config.settings import Settings
 from bot.core.clock import Clock, SystemClock
-from bot.core.ports import ChatPlatform
+from bot.core.ports import ChatPlatform, LanguageModel
 from bot.core.types import Platform
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import SLACK_LIMITS, TEAMS_LIMITS, UNLIMITED, RateLimiter
 from bot.observability import Metrics
 from bot.platforms.console.platform import ConsolePlatform
 from bot.questions.desk import QuestionDesk, sync_handles
+from bot.questions.drafts import SuggestedReplies
 from bot.questions.polling import SourcePoller
 from bot.scheduling import Job, JobScheduler
 from bot.services import basics
@@ -55,6 +56,7 @@ class Evangelist:
     web: web.Application | None = None
     desk: QuestionDesk | None = None
     poller: SourcePoller | None = None
+    drafts: SuggestedReplies | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def prepare(self) -> None:
@@ -101,6 +103,8 @@ class Evangelist:
         await self.scheduler.stop()
         if self.poller is not None:
             await self.poller.close()
+        if self.drafts is not None:
+            await self.drafts.close()
         await self.db.close()
 
 
@@ -212,13 +216,31 @@ def _wire_desk(bot: Evangelist, organisation: OrganisationConfig, platforms: lis
         bot.metrics,
         platforms=platforms,
         on_enqueued=bot.dispatcher.poke,
+        language_model=_language_model(bot, organisation),
     )
-    actions.register(bot.registry, desk)
+    bot.drafts = SuggestedReplies(desk)
+    actions.register(bot.registry, desk, bot.drafts)
     desk_commands.register(bot.registry, desk)
     listening.register(bot.registry, desk)
     bot.chat.hooks.append(listening.DeskListener(desk))
     bot.desk = desk
     bot.poller = SourcePoller(desk, bot.db, bot.clock, bot.settings)
+
+
+def _language_model(bot: Evangelist, organisation: OrganisationConfig) -> LanguageModel | None:
+    """On when OPENAI_API_KEY is set; a server that needs no key takes any non-empty value."""
+    if not bot.settings.openai_api_key:
+        return None
+    from bot.llm.openai_model import OpenAIModel
+
+    return OpenAIModel.build(
+        api_key=bot.settings.openai_api_key,
+        base_url=bot.settings.openai_base_url,
+        config=organisation.language_model or LanguageModelConfig(),
+        database=bot.db,
+        clock=bot.clock,
+        metrics=bot.metrics,
+    )
 
 
 def _jobs(bot: Evangelist) -> list[Job]:

@@ -65,7 +65,32 @@ def parser() -> argparse.ArgumentParser:
     importer.add_argument("--source", default="csv", help="source id to file them under")
     importer.add_argument("--config", type=Path, help="organisation YAML")
     importer.add_argument("--json", action="store_true", help="print the outcome as JSON")
+    _expertise_parser(commands)
     return top
+
+
+def _expertise_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    expertise = commands.add_parser("expertise", help="who knows which topic: see and override")
+    actions = expertise.add_subparsers(dest="expertise_command", metavar="ACTION")
+    listing = actions.add_parser("list", help="configured, learned and effective weights")
+    listing.add_argument("--person", metavar="KEY", help="only this person")
+    listing.add_argument("--topic", metavar="ID", help="only this topic")
+    listing.add_argument("--config", type=Path, help="organisation YAML")
+    listing.add_argument("--json", action="store_true", help="print the rows as JSON")
+    setter = actions.add_parser(
+        "set", help="fix a person's weight on a topic (0 to 3; 0 = never ask them about it)"
+    )
+    setter.add_argument("person", metavar="PERSON", help="the person's id")
+    setter.add_argument("topic", metavar="TOPIC", help="the topic's id")
+    setter.add_argument("weight", metavar="WEIGHT", help="0 to 3")
+    setter.add_argument("--note", help="why, for the audit log and the table")
+    setter.add_argument("--config", type=Path, help="organisation YAML")
+    resetter = actions.add_parser(
+        "reset", help="back to the configured weight: drop the override, forget what was learned"
+    )
+    resetter.add_argument("person", metavar="PERSON", help="the person's id")
+    resetter.add_argument("topic", metavar="TOPIC", help="the topic's id")
+    resetter.add_argument("--config", type=Path, help="organisation YAML")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -87,6 +112,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.runner import import_questions
 
             return import_questions(args.config, args.file, args.source, as_json=args.json)
+        if args.command == "expertise" and args.expertise_command == "list":
+            from bot.runner import list_expertise
+
+            return list_expertise(args.config, args.person, args.topic, as_json=args.json)
+        if args.command == "expertise" and args.expertise_command == "set":
+            from bot.runner import set_expertise
+
+            return set_expertise(args.config, args.person, args.topic, args.weight, args.note)
+        if args.command == "expertise" and args.expertise_command == "reset":
+            from bot.runner import reset_expertise
+
+            return reset_expertise(args.config, args.person, args.topic)
     except ConfigurationError as error:
         _print_problems(error)
         return EXIT_USAGE

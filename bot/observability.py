@@ -177,3 +177,16 @@ class Metrics:
             ["job", "outcome"],
             registry=r,
         )
+        self.llm_calls = Counter(
+            "evangelist_llm_calls_total",
+            "language model calls by purpose and outcome (ok, invalid, error, timeout, "
+            "over_budget, circuit_open)",
+            ["purpose", "outcome"],
+            registry=r,
+        )
+        self.llm_tokens = Counter(
+            "evangelist_llm_tokens_total",
+            "language model tokens spent (prompt + completion) by purpose",
+            ["purpose"],
+            registry=r,
+        )

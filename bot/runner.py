@@ -6,20 +6,25 @@ import asyncio
 import gc
 import logging
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.app import Evangelist, build
-from bot.config.organisation import load_organisation
+from bot.config.organisation import TopicConfig, load_organisation
 from bot.config.settings import Settings, load_settings, redact_url
 from bot.core.errors import ConfigurationError
 from bot.observability import configure_logging
+from bot.questions.desk import QuestionDesk
 from bot.storage.migrate import upgrade
+from bot.storage.models import PersonRow
 
 log = logging.getLogger("evangelist")
+T = TypeVar("T")
 
 
 def _settings(config: Path | None) -> Settings:
@@ -212,3 +217,162 @@ async def _import(settings: Settings, items: list[Any]) -> Any:
         return await bot.desk.take_in(items, via="import")
     finally:
         await bot.db.close()
+
+
+# -- expertise -------------------------------------------------------------------------------
+
+
+def list_expertise(
+    config: Path | None, person: str | None, topic: str | None, *, as_json: bool
+) -> int:
+    """`evangelist expertise list`: configured, learned and effective weights, as routing sees
+    them now."""
+    import json
+
+    from bot.questions.expertise_view import Standing, standings
+
+    async def work(session: AsyncSession, desk: QuestionDesk, now: datetime) -> list[Standing]:
+        person_id = (await _person(session, person)).id if person else None
+        topic_key = _topic(desk, topic).id if topic else None
+        return await standings(
+            session, desk.org, now, person_id=person_id, topic_key=topic_key, rule=desk.router.rule
+        )
+
+    settings = _desk_settings(config)
+    found, now = asyncio.run(_on_desk(settings, work))
+    if as_json:
+        print(json.dumps({"as_of": now.isoformat(), "rows": [s.to_dict() for s in found]}))
+        return 0
+    header = ("person", "topic", "configured", "learned", "effective", "basis", "a/c/d", "override")
+    table = [header] + [
+        (
+            s.person,
+            s.topic,
+            f"{s.configured:g}",
+            f"{s.weight.score:.2f}",
+            f"{s.weight.value:.2f}",
+            s.weight.basis,
+            f"{s.answers}/{s.claims}/{s.declines}",
+            "-" if s.override is None else f"{s.override:g} ({s.overridden_by})",
+        )
+        for s in found
+    ]
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    for row in table:
+        print(
+            "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        )
+    if not found:
+        print("(no experts configured or learned yet)")
+    return 0
+
+
+def set_expertise(
+    config: Path | None, person: str, topic: str, weight: str, note: str | None
+) -> int:
+    """`evangelist expertise set`: the evangelist's fixed weight for a person on a topic."""
+    from bot.questions import expertise
+    from bot.questions.expertise_view import parse_weight
+    from bot.storage import audit
+
+    value = parse_weight(weight)
+    if value is None:
+        raise ConfigurationError(
+            f"WEIGHT {weight!r}: use a number from 0 to {expertise.MAX_OVERRIDE:g} "
+            "(0 = never ask them about this topic)"
+        )
+
+    async def work(session: AsyncSession, desk: QuestionDesk, now: datetime) -> str:
+        row, chosen = await _person(session, person), _topic(desk, topic)
+        before = await expertise.set_override(
+            session,
+            person_id=row.id,
+            topic_key=chosen.id,
+            weight=value,
+            by="cli",
+            now=now,
+            note=note,
+        )
+        audit.record(
+            session,
+            at=now,
+            actor=None,
+            action="expertise.set",
+            target=f"{row.key}:{chosen.id}",
+            details={"weight": value, "before": before, "note": note},
+        )
+        return f"{row.key} on {chosen.id}: weight fixed at {value:g}"
+
+    message, _ = asyncio.run(_on_desk(_desk_settings(config), work))
+    print(message)
+    return 0
+
+
+def reset_expertise(config: Path | None, person: str, topic: str) -> int:
+    """`evangelist expertise reset`: back to the configured weight; learning starts again."""
+    from bot.questions import expertise
+    from bot.storage import audit
+
+    async def work(session: AsyncSession, desk: QuestionDesk, now: datetime) -> str:
+        row, chosen = await _person(session, person), _topic(desk, topic)
+        changed = await expertise.reset(session, person_id=row.id, topic_key=chosen.id, now=now)
+        audit.record(
+            session,
+            at=now,
+            actor=None,
+            action="expertise.reset",
+            target=f"{row.key}:{chosen.id}",
+            outcome="ok" if changed else "unchanged",
+        )
+        return f"{row.key} on {chosen.id}: back to the configured weight" + (
+            "" if changed else " (nothing was learned or set)"
+        )
+
+    message, _ = asyncio.run(_on_desk(_desk_settings(config), work))
+    print(message)
+    return 0
+
+
+def _desk_settings(config: Path | None) -> Settings:
+    settings = _settings(config)
+    configure_logging("WARNING", "text", settings.secrets)
+    if settings.config_path is None:
+        raise ConfigurationError("expertise needs the organisation file (EVANGELIST_CONFIG)")
+    upgrade(settings.database_url)
+    return settings
+
+
+async def _on_desk(
+    settings: Settings,
+    work: Callable[[AsyncSession, QuestionDesk, datetime], Awaitable[T]],
+) -> tuple[T, datetime]:
+    """Run `work` in one transaction with the desk, at the bot's clock's now."""
+    bot: Evangelist = build(settings)
+    try:
+        await bot.prepare()
+        if bot.desk is None:
+            raise ConfigurationError("the organisation file is needed for expertise")
+        now = bot.clock.now()
+        async with bot.db.transaction() as session:
+            return await work(session, bot.desk, now), now
+    finally:
+        await bot.db.close()
+
+
+async def _person(session: AsyncSession, key: str) -> PersonRow:
+    from bot.questions.expertise_view import resolve_person
+
+    row = await resolve_person(session, key)
+    if row is None:
+        raise ConfigurationError(f"PERSON {key!r}: no such person (use their id from the file)")
+    return row
+
+
+def _topic(desk: QuestionDesk, key: str) -> TopicConfig:
+    from bot.questions.expertise_view import resolve_topic
+
+    topic = resolve_topic(desk.org, key)
+    if topic is None:
+        known = ", ".join(t.id for t in desk.org.topics) or "none"
+        raise ConfigurationError(f"TOPIC {key!r}: no such topic (topics: {known})")
+    return topic

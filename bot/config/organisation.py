@@ -247,6 +247,24 @@ SourceConfig = Annotated[
 ]
 
 
+class LanguageModelConfig(_Strict):
+    """The optional language model (on when OPENAI_API_KEY is set): models, tone and limits."""
+
+    chat_model: str = Field(default="gpt-4o-mini", min_length=1, max_length=100)
+    embedding_model: str = Field(default="text-embedding-3-small", min_length=1, max_length=100)
+    tone: str = Field(default="friendly, plain and brief", min_length=1, max_length=200)
+    """How suggested replies should sound, in a few words."""
+    daily_token_budget: int = Field(default=200_000, ge=0, le=100_000_000)
+    """Tokens (prompt + completion) all replicas may spend per UTC day; 0 turns the model off."""
+    timeout_seconds: float = Field(default=20, gt=0, le=300)
+    """Per request attempt."""
+    max_retries: int = Field(default=2, ge=0, le=5)
+    drafts: bool = True
+    """Suggest a reply privately to whoever claims a question."""
+    classify_below: float = Field(default=0.5, ge=0, le=1)
+    """Keyword-classifier confidence below which the router may ask the model."""
+
+
 class OrganisationInfo(_Strict):
     name: str
     timezone: str = "UTC"
@@ -265,6 +283,7 @@ class OrganisationConfig(_Strict):
     topics: list[TopicConfig] = Field(default_factory=list)
     questions: QuestionDeskConfig = Field(default_factory=QuestionDeskConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
+    language_model: LanguageModelConfig | None = None
 
     @model_validator(mode="after")
     def _references(self) -> OrganisationConfig:

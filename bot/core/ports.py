@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
+from bot.core.llm import Classification, Draft, DraftRequest, TopicChoice
 from bot.core.types import Address, MessageRef, OutgoingMessage, Platform, Profile
 
 
@@ -61,3 +63,29 @@ class PeopleDirectory(Protocol):
     """Looks up a platform user the organisation file does not name (their name, email, zone)."""
 
     async def profile(self, user_id: str) -> Profile | None: ...
+
+
+class LanguageModel(Protocol):
+    """An optional language model. Every method answers None when the model is unavailable,
+    failed, gave an answer that did not pass our checks, or the day's token budget is spent;
+    callers then fall back to templates and the keyword classifier. No method raises.
+
+    Its output is never posted publicly and never triggers an action: it is text shown
+    privately to one person, who edits it and posts it as themselves.
+    """
+
+    async def draft_reply(self, request: DraftRequest) -> Draft | None:
+        """A suggested reply in the question's language that starts with the disclosure line."""
+        ...
+
+    async def classify(self, text: str, topics: Sequence[TopicChoice]) -> Classification | None:
+        """Pick one of `topics` (or none) for a question the keyword classifier was unsure of."""
+        ...
+
+    async def narrate(self, facts: Mapping[str, Any], purpose: str) -> str | None:
+        """A short narrative of `facts` (numbers and labels our code computed) for `purpose`."""
+        ...
+
+    async def embed(self, texts: Sequence[str]) -> list[list[float]] | None:
+        """One vector per text, in order."""
+        ...

@@ -10,8 +10,10 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from bot.core.types import OutgoingMessage
-from bot.questions import messages
+from bot.questions import expertise, messages
 from bot.questions.desk import OPEN, VERIFIABLE_SOURCES, QuestionDesk
+from bot.questions.drafts import SuggestedReplies
+from bot.questions.expertise import Evidence
 from bot.services.commands import CommandContext, CommandRegistry
 from bot.storage import audit, participation
 from bot.storage.models import AssignmentRow, QuestionRow
@@ -19,8 +21,10 @@ from bot.storage.models import AssignmentRow, QuestionRow
 SNOOZE = timedelta(hours=1)
 
 
-def register(registry: CommandRegistry, desk: QuestionDesk) -> None:
-    actions = Actions(desk)
+def register(
+    registry: CommandRegistry, desk: QuestionDesk, drafts: SuggestedReplies | None = None
+) -> None:
+    actions = Actions(desk, drafts)
     registry.action("q.claim", actions.claim)
     registry.action("q.topic", actions.wrong_topic)
     registry.action("q.busy", actions.busy)
@@ -32,8 +36,9 @@ def register(registry: CommandRegistry, desk: QuestionDesk) -> None:
 
 
 class Actions:
-    def __init__(self, desk: QuestionDesk) -> None:
+    def __init__(self, desk: QuestionDesk, drafts: SuggestedReplies | None = None) -> None:
         self.desk = desk
+        self.drafts = drafts
 
     async def _load(self, ctx: CommandContext) -> QuestionRow | None:
         question = None
@@ -99,6 +104,7 @@ class Actions:
                 )
             )
         q.status, q.assignee_id, q.stage, q.claimed_at = "claimed", me, None, ctx.now
+        await self._learn(ctx, q.topic_key, Evidence.CLAIMED)
         q.first_response_at = q.first_response_at or ctx.now
         q.next_check_at = await self.desk.working_add(
             ctx.session, me, ctx.now, self.desk.config.claim_reminder_minutes
@@ -126,6 +132,8 @@ class Actions:
             await self.desk.send_to(ctx.session, me, claimed, f"q{q.id}:claimed:{me}", ctx.now)
             ctx.enqueued = True
         ctx.reply(f"Thank you! Question #{q.id} is yours. Answer as yourself on the page.")
+        if self.drafts is not None:
+            self.drafts.after_commit(ctx.session, q.id, me)
 
     async def wrong_topic(self, ctx: CommandContext) -> None:
         q = await self._current(ctx)
@@ -135,6 +143,7 @@ class Actions:
         if q.topic_key and q.topic_key not in excluded:
             excluded.append(q.topic_key)
         q.excluded_topics = excluded
+        await self._learn(ctx, q.topic_key, Evidence.DECLINED_TOPIC)  # before the topic moves
         better = next(
             (m for m in self.desk.classifier.rank(q.text, limit=5) if m.topic not in excluded),
             None,
@@ -204,6 +213,7 @@ class Actions:
         q = await self._current(ctx)
         if q is None:
             return
+        await self._learn(ctx, q.topic_key, Evidence.RELEASED)
         await self._decline(ctx, q, "released")
         ctx.reply(f"No harm done. I've passed question #{q.id} on.")
 
@@ -245,6 +255,17 @@ class Actions:
         await self._show(ctx, q, status)
         await self.desk.advance(ctx.session, q, ctx.now)
         ctx.enqueued = True
+
+    async def _learn(self, ctx: CommandContext, topic: str | None, evidence: Evidence) -> None:
+        """What the press says about the presser's expertise on `topic` (see expertise)."""
+        await expertise.record(
+            ctx.session,
+            person_id=ctx.person.id,
+            topic_key=topic,
+            evidence=evidence,
+            now=ctx.now,
+            rule=self.desk.router.rule,
+        )
 
     async def _has_assignment(self, ctx: CommandContext, question_id: int) -> bool:
         found = await ctx.session.scalar(

@@ -6,6 +6,7 @@
 - `away until YYYY-MM-DD` / `away N days`, `back`: out of office, no routing meanwhile.
 - `handles`, `handle add NETWORK NAME`, `handle remove NETWORK NAME`: public social handles,
   so a reply someone writes on a brand page is recognised as theirs and credited.
+- `expertise …`: who knows which topic, learned and overridden (bot/questions/expertise_commands).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from bot.config.organisation import NETWORKS
 from bot.core.clock import as_utc
 from bot.core.permissions import Permission, allowed
 from bot.core.types import OutgoingMessage
-from bot.questions import messages
+from bot.questions import expertise_commands, messages
 from bot.questions.desk import OPEN, QuestionDesk
 from bot.services.commands import Command, CommandContext, CommandRegistry
 from bot.storage import audit
@@ -54,6 +55,7 @@ def register(registry: CommandRegistry, desk: QuestionDesk) -> None:
             usage="[add|remove NETWORK NAME]",
         )
     )
+    expertise_commands.register(registry, desk)
 
 
 class DeskCommands:

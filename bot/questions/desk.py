@@ -25,12 +25,14 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from bot.config.organisation import OrganisationConfig, TopicConfig
 from bot.core.clock import Clock, as_utc
+from bot.core.ports import LanguageModel
 from bot.core.sources import ItemAction, SourceItem, TopicClassifier
 from bot.core.types import Address, MessageRef, OutgoingMessage, Platform
 from bot.delivery import outbox
 from bot.observability import Metrics
-from bot.questions import knowledge, messages
+from bot.questions import expertise, knowledge, messages
 from bot.questions.classifier import KeywordClassifier
+from bot.questions.expertise import Evidence
 from bot.questions.routing import Hours, Pick, Router, Wait
 from bot.questions.text import detect_question, looks_like_spam, sanitise
 from bot.storage import participation
@@ -82,6 +84,7 @@ class QuestionDesk:
         platforms: Sequence[str],
         on_enqueued: Callable[[], None] | None = None,
         classifier: TopicClassifier | None = None,
+        language_model: LanguageModel | None = None,
     ) -> None:
         self.db = database
         self.clock = clock
@@ -93,6 +96,7 @@ class QuestionDesk:
         self.hours = Hours(organisation)
         self.router = Router(organisation, self.hours)
         self.config = organisation.questions
+        self.language_model = language_model
 
     # -- intake ---------------------------------------------------------------------------
 
@@ -323,6 +327,14 @@ class QuestionDesk:
         self.metrics.questions.labels(q.source_key, "answered").inc()
         await self._finish_assignments(session, q, now, "answered")
         if credited is not None:
+            await expertise.record(
+                session,
+                person_id=credited,
+                topic_key=q.topic_key,
+                evidence=Evidence.ANSWERED,
+                now=now,
+                rule=self.router.rule,
+            )
             reference = f"question:{q.id}"
             await participation.record(
                 session, person_id=credited, kind="question_answered", reference=reference, at=now
@@ -583,6 +595,14 @@ class QuestionDesk:
             if q.status == "claimed" and q.assignee_id is not None:
                 await self.send_to(
                     session, q.assignee_id, messages.released(q), f"{key}:released", now
+                )
+                await expertise.record(
+                    session,
+                    person_id=q.assignee_id,
+                    topic_key=q.topic_key,
+                    evidence=Evidence.RELEASED,
+                    now=now,
+                    rule=self.router.rule,
                 )
             await self._pass_on(
                 session, q, now, "timed_out" if q.status == "routed" else "released"

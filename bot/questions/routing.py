@@ -1,11 +1,15 @@
 """Who gets a question: one named person at a time.
 
 The policy first filters the topic's experts (already asked, away or paused, at capacity,
-outside their working hours) and then ranks the rest by topic weight, past answers on the
-topic, current load and fairness (least recently asked). Ties are broken by the person's key,
-so the same state always gives the same choice. With no expert free now, the question waits
-for the first one who starts work before its first-response target. The fallback owner (no
-expert at all) and the evangelist (the last resort) are chosen by the desk's escalation.
+outside their working hours) and then ranks the rest by their effective weight on the topic
+(configured, learned from answers, claims and declines, or set by the evangelist: see
+bot/questions/expertise.py), current load and fairness (least recently asked). Experts whose
+effective weight is 0 are not asked; people who are not configured experts but have answered
+the topic's questions again and again join as emerging experts. Ties are broken by the
+person's key, so the same state always gives the same choice. With no expert free now, the
+question waits for the first one who starts work before its first-response target. The
+fallback owner (no expert at all) and the evangelist (the last resort) are chosen by the desk's
+escalation.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config.organisation import OrganisationConfig, TopicConfig
 from bot.core.clock import as_utc
+from bot.questions import expertise
 from bot.questions.hours import WorkingTime
 from bot.storage.models import AssignmentRow, PersonRow, QuestionRow
 
@@ -51,9 +56,12 @@ class Wait:
 class _Candidate:
     row: PersonRow
     weight: float
+    """The effective weight on the topic (configured, learned or overridden)."""
     answers: int
     load: int
     last_asked: datetime | None
+    basis: str = "configured"
+    """'configured', 'override' or 'emerging': why they are a candidate at all."""
 
 
 class Hours:
@@ -80,9 +88,12 @@ class Hours:
 
 
 class Router:
-    def __init__(self, organisation: OrganisationConfig, hours: Hours) -> None:
+    def __init__(
+        self, organisation: OrganisationConfig, hours: Hours, rule: expertise.Rule = expertise.RULE
+    ) -> None:
         self.org = organisation
         self.hours = hours
+        self.rule = rule
 
     async def choose(
         self,
@@ -95,7 +106,7 @@ class Router:
     ) -> Pick | Wait | None:
         """The best expert for `question`, a time to look again, or None (no expert is left)."""
         asked = await _asked(session, question.id)
-        candidates = await self._candidates(session, topic, asked) if topic else []
+        candidates = await self._candidates(session, topic, asked, now) if topic else []
         free = [c for c in candidates if self._available(c, now)]
         working = [c for c in free if self._working(c, now)]
         if working:
@@ -111,24 +122,39 @@ class Router:
         return None
 
     async def _candidates(
-        self, session: AsyncSession, topic: TopicConfig, asked: set[int]
+        self, session: AsyncSession, topic: TopicConfig, asked: set[int], now: datetime
     ) -> list[_Candidate]:
-        weights = {e.person: e.weight for e in topic.experts}
+        configured = {e.person: e.weight for e in topic.experts}
+        learned = {r.person_id: r for r in await expertise.rows_for(session, topic_key=topic.id)}
         rows = (
             await session.scalars(
                 select(PersonRow).where(
-                    PersonRow.key.in_(list(weights)), PersonRow.in_directory.is_(True)
+                    PersonRow.key.in_(list(configured)) | PersonRow.id.in_(list(learned)),
+                    PersonRow.in_directory.is_(True),
                 )
             )
         ).all()
-        rows = [r for r in rows if r.id not in asked]
-        ids = [r.id for r in rows]
+        chosen: list[tuple[PersonRow, expertise.Weight]] = []
+        for row in rows:
+            evangelist = "evangelist" in row.roles.split(",")
+            weight = expertise.weigh(
+                configured.get(row.key, 0.0),
+                learned.get(row.id),
+                now,
+                evangelist=evangelist,
+                rule=self.rule,
+            )
+            if weight.value > 0 and row.id not in asked:
+                chosen.append((row, weight))
+        ids = [r.id for r, _ in chosen]
         loads = await _loads(session, ids)
         answers = await _answers(session, ids, topic.id)
         last = await _last_asked(session, ids)
         return [
-            _Candidate(r, weights[r.key], answers.get(r.id, 0), loads.get(r.id, 0), last.get(r.id))
-            for r in rows
+            _Candidate(
+                r, w.value, answers.get(r.id, 0), loads.get(r.id, 0), last.get(r.id), w.basis
+            )
+            for r, w in chosen
         ]
 
     def _available(self, candidate: _Candidate, now: datetime) -> bool:
@@ -145,18 +171,13 @@ class Router:
 
     @staticmethod
     def _rank(candidate: _Candidate, now: datetime) -> tuple[float, float, str]:
-        # Weight says who the evangelist thinks knows best; answers reward experience but are
-        # capped so one person does not take everything; load spreads work; the fairness bonus
-        # (up to a day since last asked) rotates equals. Lower sorts first.
+        # The effective weight says who knows best: the evangelist's view, moved by experience
+        # (bounded, so one person does not take everything); load spreads work; the fairness
+        # bonus (up to a day since last asked) rotates equals. Lower sorts first.
         hours_idle = 24.0
         if candidate.last_asked is not None:
             hours_idle = min(24.0, (now - as_utc(candidate.last_asked)).total_seconds() / 3600)
-        score = (
-            candidate.weight
-            + 0.1 * min(candidate.answers, 10)
-            - 0.5 * candidate.load
-            + 0.2 * hours_idle / 24
-        )
+        score = candidate.weight - 0.5 * candidate.load + 0.2 * hours_idle / 24
         last = as_utc(candidate.last_asked).timestamp() if candidate.last_asked else 0.0
         return (-round(score, 6), last, candidate.row.key)
 
@@ -166,6 +187,10 @@ class Router:
         if candidate.answers:
             plural = "s" if candidate.answers != 1 else ""
             return f"you answered {candidate.answers} question{plural} about {name}"
+        if candidate.basis == "override":
+            return f"our evangelist asked for you on {name}"
+        if candidate.basis == "emerging":
+            return f"you've been taking on questions about {name} lately"
         return f"you're one of our experts on {name}"
 
     async def fallback_owner(

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -343,3 +343,58 @@ class ParticipationRow(Base):
     at: Mapped[datetime] = mapped_column(index=True)
     reference: Mapped[str] = mapped_column(String(200))
     details: Mapped[dict[str, Any] | None]
+
+
+class ExpertiseRow(Base):
+    """What the desk has learned about one person on one topic, and the evangelist's say.
+
+    `learned` is a decayed score of evidence (answers, claims, wrong-topic declines) valid at
+    `learned_at`; it is decayed further whenever it is read or changed (see
+    bot/questions/expertise.py). `override`, when set, replaces the configured weight and
+    everything learned.
+    """
+
+    __tablename__ = "expertise"
+    __table_args__ = (
+        UniqueConstraint("person_id", "topic_key"),
+        Index("ix_expertise_topic", "topic_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    topic_key: Mapped[str] = mapped_column(String(100))
+    learned: Mapped[float] = mapped_column(default=0.0)
+    learned_at: Mapped[datetime]
+    """The moment `learned` was last decayed to (the reference for the next decay)."""
+    answers: Mapped[int] = mapped_column(default=0)
+    claims: Mapped[int] = mapped_column(default=0)
+    declines: Mapped[int] = mapped_column(default=0)
+    """'Not me: wrong topic' presses; busy and release are no evidence of expertise."""
+    override: Mapped[float | None]
+    """The evangelist's fixed weight (0 = never ask); NULL = configured weight + learned."""
+    overridden_by: Mapped[str | None] = mapped_column(String(100))
+    overridden_at: Mapped[datetime | None]
+    note: Mapped[str | None] = mapped_column(String(300))
+    updated_at: Mapped[datetime]
+
+
+# -- the language model ---------------------------------------------------------------------
+
+
+class LlmUsageRow(Base):
+    """Language model calls and tokens per UTC day and purpose, shared by every replica.
+
+    The daily token budget is read from here before each call, so it survives restarts.
+    """
+
+    __tablename__ = "llm_usage"
+    __table_args__ = (UniqueConstraint("day", "purpose"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    day: Mapped[date]
+    purpose: Mapped[str] = mapped_column(String(40))
+    """'draft', 'classify', 'narrate' or 'embed'."""
+    calls: Mapped[int] = mapped_column(default=0)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    failures: Mapped[int] = mapped_column(default=0)

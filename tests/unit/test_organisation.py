@@ -140,3 +140,41 @@ def test_duplicate_source_ids_are_refused() -> None:
     with pytest.raises(ConfigurationError) as caught:
         parse_organisation(text)
     assert "sources[1].id: 'a' is also used by sources[0]" in "\n".join(caught.value.problems)
+
+
+def test_the_language_model_section_is_optional_with_defaults() -> None:
+    assert parse_organisation("organisation: {name: X}\n").language_model is None
+    config = parse_organisation("organisation: {name: X}\nlanguage_model: {}\n").language_model
+    assert config is not None
+    assert (config.chat_model, config.embedding_model) == ("gpt-4o-mini", "text-embedding-3-small")
+    assert config.daily_token_budget == 200_000
+    assert (config.timeout_seconds, config.max_retries) == (20, 2)
+    assert config.drafts is True and config.classify_below == 0.5 and config.tone
+
+
+def test_the_language_model_settings_are_checked_with_their_paths() -> None:
+    text = """\
+organisation: {name: X}
+language_model:
+  chat_model: ""
+  daily_token_budget: -1
+  timeout_seconds: 0
+  max_retries: 9
+  classify_below: 1.5
+  drafts: perhaps
+  temperature: 0.2
+"""
+    with pytest.raises(ConfigurationError) as caught:
+        parse_organisation(text, source="org.yaml")
+    problems = "\n".join(caught.value.problems)
+    for path in (
+        "org.yaml:3: language_model.chat_model",
+        "org.yaml:4: language_model.daily_token_budget",
+        "org.yaml:5: language_model.timeout_seconds",
+        "org.yaml:6: language_model.max_retries",
+        "org.yaml:7: language_model.classify_below",
+        "org.yaml:8: language_model.drafts",
+        "language_model.temperature: unknown setting",
+    ):
+        assert path in problems, problems
+    assert len(caught.value.problems) == 7
