@@ -25,6 +25,7 @@ from bot.platforms.console.platform import ConsolePlatform
 from bot.questions.desk import QuestionDesk, sync_handles
 from bot.questions.drafts import SuggestedReplies
 from bot.questions.polling import SourcePoller
+from bot.routing.service import RoutingService
 from bot.scheduling import Job, JobScheduler
 from bot.services import basics
 from bot.services.chat import ChatService
@@ -57,6 +58,7 @@ class Evangelist:
     desk: QuestionDesk | None = None
     poller: SourcePoller | None = None
     drafts: SuggestedReplies | None = None
+    routing: RoutingService | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def prepare(self) -> None:
@@ -78,6 +80,14 @@ class Evangelist:
         if self.socket_mode is not None:
             # Connecting retries on its own with backoff; the rest of the service must not wait.
             self._tasks.append(asyncio.create_task(self._connect_socket_mode(), name="socket-mode"))
+
+    def keep_router_trained(self) -> None:
+        """Train the topic router now and again every `routing.retrain_minutes`, in this process.
+
+        Every replica routes, so every replica trains its own copy (not a leader-only job).
+        """
+        if self.routing is not None:
+            self._tasks.append(asyncio.create_task(self.routing.run(), name="routing"))
 
     async def _connect_socket_mode(self) -> None:
         try:
@@ -219,6 +229,7 @@ def _wire_desk(bot: Evangelist, organisation: OrganisationConfig, platforms: lis
         language_model=_language_model(bot, organisation),
     )
     bot.drafts = SuggestedReplies(desk)
+    bot.routing = RoutingService(bot.db, organisation, desk)
     actions.register(bot.registry, desk, bot.drafts)
     desk_commands.register(bot.registry, desk)
     listening.register(bot.registry, desk)
@@ -256,6 +267,7 @@ def _jobs(bot: Evangelist) -> list[Job]:
     ]
     if bot.desk is not None:
         jobs.append(Job("questions.escalate", 30, bot.desk.run_due))
+
     if bot.poller is not None and bot.poller.configs and bot.console is None:
         # The console is a local demo: it never reaches out to real brand pages.
         jobs.append(Job("sources.poll", 30, bot.poller.poll_due))

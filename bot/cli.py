@@ -66,6 +66,9 @@ def parser() -> argparse.ArgumentParser:
     importer.add_argument("--config", type=Path, help="organisation YAML")
     importer.add_argument("--json", action="store_true", help="print the outcome as JSON")
     _expertise_parser(commands)
+    from bot.routing.cli import add_parser as add_routing_parser
+
+    add_routing_parser(commands)
     return top
 
 
@@ -112,6 +115,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from bot.runner import import_questions
 
             return import_questions(args.config, args.file, args.source, as_json=args.json)
+        if args.command == "routing":
+            from bot.routing.cli import run as run_routing
+
+            outcome = run_routing(args)
+            if outcome is not None:
+                return outcome
         if args.command == "expertise" and args.expertise_command == "list":
             from bot.runner import list_expertise
 

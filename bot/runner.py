@@ -66,6 +66,7 @@ async def _serve(settings: Settings, organisation: object) -> int:
             f"EVANGELIST_PORT={settings.port}: {exc.strerror}"
         ) from exc
     await bot.start()
+    bot.keep_router_trained()
     platforms = ", ".join(sorted(bot.platforms)) or "none"
     log.info(
         "Evangelist is listening on http://%s:%s (platforms: %s)",
@@ -117,6 +118,8 @@ async def _console(
         raise ConfigurationError(
             f"--as {handle!r}: no such person in the organisation file (try one of: {known})"
         )
+    if bot.routing is not None:
+        await bot.routing.retrain()
     await bot.start(dispatcher=False)
     session = ConsoleSession(
         bot.chat,
@@ -214,7 +217,68 @@ async def _import(settings: Settings, items: list[Any]) -> Any:
         await bot.prepare()
         if bot.desk is None:
             raise ConfigurationError("the organisation file is needed to route questions")
+        if bot.routing is not None:
+            await bot.routing.retrain()
         return await bot.desk.take_in(items, via="import")
+    finally:
+        await bot.db.close()
+
+
+def explain_routing(config: Path | None, text: str, router: str | None, *, as_json: bool) -> int:
+    """`evangelist routing explain`: the router trained as the service trains it, on one text."""
+    import json
+
+    settings = _settings(config)
+    configure_logging("WARNING", "text", settings.secrets)
+    if settings.config_path is None:
+        raise ConfigurationError(
+            "explaining routing needs the organisation file (EVANGELIST_CONFIG)"
+        )
+    upgrade(settings.database_url)
+    outcome = asyncio.run(_explain(settings, text, router))
+    if as_json:
+        print(json.dumps(outcome))
+        return 0
+    where = outcome["topic"] or f"the fallback owner ({outcome['reason']})"
+    print(f"router {outcome['router']}: {where}, {outcome['confidence']:.0%} sure")
+    for pull in outcome["topics"]:
+        print(f"  {pull['probability']:6.1%}  {pull['topic']} ({pull['name']})")
+        for example in pull["examples"]:
+            print(f'          {example["similarity"]:.2f}  "{example["text"]}"')
+    return 0
+
+
+async def _explain(settings: Settings, text: str, router: str | None) -> dict[str, Any]:
+    from dataclasses import replace
+
+    bot: Evangelist = build(settings)
+    try:
+        await bot.prepare()
+        if bot.routing is None or bot.organisation is None:
+            raise ConfigurationError("the organisation file is needed to route questions")
+        if router:
+            bot.routing.choice = replace(bot.routing.choice, name=router)
+        await bot.routing.retrain()
+        model = bot.routing.router
+        if model is None or not hasattr(model, "explain"):
+            raise ConfigurationError("no topic has a name or an example to learn from")
+        decision, pulls = model.explain(text)
+        org = bot.organisation
+        return {
+            "router": model.name,
+            "topic": decision.topic,
+            "confidence": round(decision.confidence, 4),
+            "reason": decision.reason,
+            "topics": [
+                {
+                    "topic": pull.topic,
+                    "name": getattr(org.topic(pull.topic), "name", pull.topic),
+                    "probability": pull.probability,
+                    "examples": [{"text": t, "similarity": sim} for t, sim in pull.examples],
+                }
+                for pull in pulls
+            ],
+        }
     finally:
         await bot.db.close()
 

@@ -159,6 +159,20 @@ class TopicConfig(_Strict):
     first_response_hours: float | None = Field(default=None, gt=0, le=24 * 14)
 
 
+class RoutingConfig(_Strict):
+    """Which topic router runs and when a question counts as out of scope."""
+
+    router: Literal["auto", "semantic", "lexical", "openai", "keyword"] = "auto"
+    """auto: sentence embeddings when the packaged model loads, else words only."""
+    min_confidence: float = Field(default=0.25, ge=0, lt=1)
+    """Below this topic probability a question goes to the evangelist, not to an expert."""
+    model_path: str | None = None
+    """An all-MiniLM-L6-v2 ONNX file to use instead of the packaged one."""
+    model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
+    retrain_minutes: int = Field(default=30, ge=5, le=7 * 24 * 60)
+    """How often the router looks for new answers and declines to learn from."""
+
+
 class QuestionDeskConfig(_Strict):
     """How the question desk routes and escalates. Times are working time unless noted."""
 
@@ -284,6 +298,7 @@ class OrganisationConfig(_Strict):
     questions: QuestionDeskConfig = Field(default_factory=QuestionDeskConfig)
     sources: list[SourceConfig] = Field(default_factory=list)
     language_model: LanguageModelConfig | None = None
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
 
     @model_validator(mode="after")
     def _references(self) -> OrganisationConfig:

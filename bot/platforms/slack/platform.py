@@ -145,9 +145,8 @@ class SlackPlatform:
     async def publish_home(self, user: str, message: OutgoingMessage, *, key: str) -> MessageRef:
         view = {"type": "home", "blocks": render_blocks(message)}
         response = await _call(lambda: self.client.views_publish(user_id=user, view=view))
-        return MessageRef(
-            Platform.SLACK, f"home:{user}", str(response.get("view", {}).get("id", ""))
-        )
+        view_info: dict[str, Any] = response.get("view") or {}
+        return MessageRef(Platform.SLACK, f"home:{user}", str(view_info.get("id", "")))
 
     async def update_message(self, ref: MessageRef, message: OutgoingMessage) -> MessageRef:
         await _call(

@@ -267,17 +267,15 @@ def _http_details(exc: BaseException) -> tuple[int | None, str, float | None]:
         return None, "", None
     body = ""
     try:
-        body = (
-            response.text()
-            if callable(getattr(response, "text", None))
-            else str(getattr(response, "text", ""))
-        )
+        text: Any = getattr(response, "text", None)
+        body = str(text()) if callable(text) else str(text or "")
     except Exception:
         body = str(exc)
     body = body or str(getattr(exc, "message", "")) or str(exc)
     headers = getattr(response, "headers", None) or {}
     try:
-        retry_after = float(headers.get("Retry-After")) if headers.get("Retry-After") else None
+        raw: Any = headers.get("Retry-After")
+        retry_after = float(raw) if raw else None
     except (TypeError, ValueError):
         retry_after = None
     return int(status), body, retry_after

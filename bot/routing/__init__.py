@@ -1,0 +1,1 @@
+"""The topic router: training, prediction, evaluation."""
