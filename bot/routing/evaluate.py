@@ -46,7 +46,6 @@ class Row:
 def read_rows(path: Path, label_column: str, text_column: str, oos_label: str | None) -> list[Row]:
     if not path.is_file():
         raise EvaluationError(f"{path}: no such file")
-    csv.field_size_limit(1 << 20)
     with path.open(newline="", encoding="utf-8-sig") as handle:
         reader = csv.DictReader(handle)
         columns = reader.fieldnames or []

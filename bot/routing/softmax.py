@@ -2,7 +2,7 @@
 
 The model: logits = D·A + S·B + b, for dense features D (sentence embeddings), sparse features
 S (TF-IDF) and one bias per class. It minimises the mean cross-entropy plus an L2 penalty
-`l2/2 (|A|² + |B|²)`. Two kinds of training row:
+`l2/2 (|A|² + |B|² + |c|²)` (c: the shared coefficients). Two kinds of training row:
 
 - positive: "this text is about class y" (loss -ln p_y);
 - negative: "this text is NOT about class y" (loss -ln(1 - p_y)), from "Not me — wrong topic".
@@ -52,7 +52,8 @@ class Weights:
         if self.shared is not None and shared is not None:
             out = shared @ self.shared
         if self.dense is not None and dense is not None:
-            out = dense @ self.dense
+            part = dense @ self.dense
+            out = part if out is None else out + part
         if self.sparse is not None and sparse is not None:
             part = sparse.dot(self.sparse)
             out = part if out is None else out + part
@@ -115,7 +116,9 @@ def fit(problem: Problem, *, l2: float, max_iter: int = 300, tolerance: float = 
             parts.append(grad_b.ravel())
         parts.append(g.sum(axis=0))
         if w.shared is not None and problem.shared is not None:
-            parts.append(np.einsum("ik,ikm->m", g, problem.shared))
+            grad_c = np.einsum("ik,ikm->m", g, problem.shared) + l2 * w.shared
+            value += 0.5 * l2 * float((w.shared * w.shared).sum())
+            parts.append(grad_c)
         return value, np.concatenate(parts)
 
     theta0 = np.zeros((dense_size + sparse_size) * k + k + shared_size, dtype=np.float64)

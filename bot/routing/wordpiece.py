@@ -102,6 +102,8 @@ class WordPiece:
 
     def encode(self, text: str, max_length: int = 128) -> list[int]:
         """[CLS] pieces… [SEP], cut so the whole is at most `max_length` ids."""
+        if max_length < 2:
+            raise ValueError("max_length must leave room for [CLS] and [SEP]")
         pieces: list[int] = []
         budget = max_length - 2
         for word in basic_words(text):

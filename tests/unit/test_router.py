@@ -136,11 +136,6 @@ def test_shared_evidence_coefficients_are_learned() -> None:
     assert list(p.argmax(axis=1)) == list(labels)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: Weights.logits overwrites the shared-evidence logits with the dense ones "
-    "(`out = dense @ self.dense` instead of adding); the router never combines the two today",
-)
 def test_logits_add_dense_and_shared_evidence() -> None:
     weights = Weights(
         np.ones((2, 3), np.float32), None, np.zeros(3, np.float32), np.array([1.0], np.float32)
@@ -386,23 +381,37 @@ def test_explain_shows_the_most_similar_examples_first(router: TopicRouter) -> N
     assert all(text in TOPICS[pulls[1].topic] for text, _ in pulls[1].examples)
 
 
+def _p(router: TopicRouter, question: str) -> dict[str, float]:
+    probabilities, _ = router.probabilities([question])
+    return dict(zip(router.topics, probabilities[0].tolist(), strict=True))
+
+
 def test_negative_examples_push_a_question_away_from_a_topic(kind: str, encoder: Encoder) -> None:
-    question = "How much does student housing cost per term?"
-    declines = [
-        Example("How much does student housing cost per term?", "fees", negative=True),
-        Example("What is the price of a room in student housing?", "fees", negative=True),
-        Example("How much is rent in the halls per term?", "fees", negative=True),
-    ]
+    question = "Do scholarships cover accommodation costs?"  # fees or housing
+    declines = [Example(question, "fees", negative=True)]
     chosen = encoder if kind == "semantic" else None
-    plain = dict(TopicRouter(chosen).fit(_examples()).decide(question).ranked)
+    plain = _p(TopicRouter(chosen).fit(_examples()), question)
     declined = TopicRouter(chosen).fit(_examples() + declines)
-    pushed = dict(declined.decide(question).ranked)
+    pushed = _p(declined, question)
     assert pushed["fees"] < plain["fees"] * 0.8
     assert pushed["housing"] > plain["housing"]
+    assert declined.decide(question).topic == "housing"
     # A negative example is not a training text: explain never shows it.
     _, pulls = declined.explain(question, limit=4, examples=10)
     shown = {text for pull in pulls for text, _ in pull.examples}
-    assert shown.isdisjoint(e.text for e in declines)
+    assert question not in shown
+
+
+@pytest.mark.parametrize("kind", ["lexical", "semantic"])
+def test_a_wrong_topic_decline_makes_a_confident_router_less_sure(
+    kind: str, encoder: Encoder
+) -> None:
+    question = "How do I pay?"
+    chosen = encoder if kind == "semantic" else None
+    before = TopicRouter(chosen).fit(_examples())
+    assert before.decide(question).topic == "fees"
+    after = TopicRouter(chosen).fit([*_examples(), Example(question, "fees", negative=True)])
+    assert _p(after, question)["fees"] < _p(before, question)["fees"] * 0.8
 
 
 def test_the_router_needs_a_topic_and_training() -> None:
