@@ -14,6 +14,7 @@ import os
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from bot.config.organisation import TopicConfig
 from bot.core.sources import TopicMatch
@@ -89,9 +90,8 @@ class KeywordRouter:
     name = "keyword"
 
     def __init__(self) -> None:
-        from bot.questions.classifier import KeywordClassifier
-
-        self._classifier = KeywordClassifier([])
+        self._classifier: Any = None
+        self._ids: dict[str, str] = {}
         self.fit_seconds = 0.0
         self.topics: list[str] = []
 
@@ -112,6 +112,8 @@ class KeywordRouter:
         return self
 
     def decide(self, text: str) -> Decision:
+        if self._classifier is None:
+            raise RuntimeError("the router has not been trained")
         ranked = self._classifier.rank(text, limit=5)
         pairs = tuple((self._ids[m.topic], m.score) for m in ranked)
         if not pairs:
