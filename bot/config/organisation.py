@@ -10,37 +10,19 @@ import re
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from bot.config.base import WEEKDAYS, Strict, check_key, check_timezone, weekday
 from bot.core.errors import ConfigurationError
 from bot.core.types import Role
 
-_KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 MAX_FILE_BYTES = 5 * 1024 * 1024
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _check_timezone(value: str) -> str:
-    try:
-        ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise ValueError(
-            f"unknown time zone {value!r} (use an IANA name like Europe/London)"
-        ) from exc
-    return value
-
-
-WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
 NETWORKS = ("facebook", "instagram", "youtube", "rss", "webhook", "other")
 
 
-class WorkingHoursConfig(_Strict):
+class WorkingHoursConfig(Strict):
     """When someone may be asked to answer: local times on working days (their time zone)."""
 
     start: time = time(9, 0)
@@ -50,11 +32,7 @@ class WorkingHoursConfig(_Strict):
     @field_validator("days")
     @classmethod
     def _days(cls, value: list[str]) -> list[str]:
-        full = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-        bad = [d for d in value if d.lower() not in WEEKDAYS and d.lower() not in full]
-        days = [d.lower()[:3] for d in value]
-        if bad:
-            raise ValueError(f"unknown day(s) {bad} (use mon, tue, wed, thu, fri, sat, sun)")
+        days = [weekday(d) for d in value]
         if not days:
             raise ValueError("at least one working day is needed")
         return days
@@ -66,7 +44,7 @@ class WorkingHoursConfig(_Strict):
         return self
 
 
-class PersonConfig(_Strict):
+class PersonConfig(Strict):
     id: str = Field(description="short stable key, e.g. 'ada'")
     name: str = Field(min_length=1, max_length=200)
     email: str | None = None
@@ -98,14 +76,12 @@ class PersonConfig(_Strict):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not _KEY.match(value):
-            raise ValueError("use lower-case letters, digits, '.', '_' or '-' (at most 64)")
-        return value
+        return check_key(value)
 
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        return _check_timezone(value)
+        return check_timezone(value)
 
     @field_validator("email")
     @classmethod
@@ -127,13 +103,13 @@ class PersonConfig(_Strict):
         return sorted(set(value) | {Role.EMPLOYEE})
 
 
-class ChannelsConfig(_Strict):
+class ChannelsConfig(Strict):
     slack: list[str] = Field(default_factory=list)
     teams: list[str] = Field(default_factory=list)
     console: list[str] = Field(default_factory=list)
 
 
-class TeamConfig(_Strict):
+class TeamConfig(Strict):
     id: str
     name: str
     leaders: list[str] = Field(default_factory=list)
@@ -142,12 +118,12 @@ class TeamConfig(_Strict):
     channels: ChannelsConfig = Field(default_factory=ChannelsConfig)
 
 
-class TopicExpert(_Strict):
+class TopicExpert(Strict):
     person: str
     weight: float = Field(default=1.0, gt=0, le=10)
 
 
-class TopicConfig(_Strict):
+class TopicConfig(Strict):
     id: str
     name: str
     description: str = ""
@@ -159,7 +135,7 @@ class TopicConfig(_Strict):
     first_response_hours: float | None = Field(default=None, gt=0, le=24 * 14)
 
 
-class RoutingConfig(_Strict):
+class RoutingConfig(Strict):
     """Which topic router runs and when a question counts as out of scope."""
 
     router: Literal["auto", "semantic", "lexical", "openai", "keyword"] = "auto"
@@ -171,9 +147,16 @@ class RoutingConfig(_Strict):
     model_sha256: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     retrain_minutes: int = Field(default=30, ge=5, le=7 * 24 * 60)
     """How often the router looks for new answers and declines to learn from."""
+    out_of_scope_examples: list[Annotated[str, Field(min_length=1, max_length=500)]] = Field(
+        default_factory=list, max_length=2000
+    )
+    """Questions the public asks that no topic covers: they go to the fallback owner."""
+    generic_out_of_scope: bool = True
+    """Also learn Evangelist's own list of questions no organisation covers (weather, jokes,
+    general knowledge…), so an off-topic question finds nobody even with a few topics."""
 
 
-class QuestionDeskConfig(_Strict):
+class QuestionDeskConfig(Strict):
     """How the question desk routes and escalates. Times are working time unless noted."""
 
     first_response_hours: float = Field(default=4, gt=0, le=24 * 14)
@@ -194,7 +177,7 @@ class QuestionDeskConfig(_Strict):
     holidays: list[date] = Field(default_factory=list)
 
 
-class SourceBase(_Strict):
+class SourceBase(Strict):
     id: str
     name: str | None = None
     enabled: bool = True
@@ -203,9 +186,7 @@ class SourceBase(_Strict):
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
-        if not _KEY.match(value):
-            raise ValueError("use lower-case letters, digits, '.', '_' or '-' (at most 64)")
-        return value
+        return check_key(value)
 
 
 class _MetaSourceBase(SourceBase):
@@ -261,7 +242,7 @@ SourceConfig = Annotated[
 ]
 
 
-class LanguageModelConfig(_Strict):
+class LanguageModelConfig(Strict):
     """The optional language model (on when OPENAI_API_KEY is set): models, tone and limits."""
 
     chat_model: str = Field(default="gpt-4o-mini", min_length=1, max_length=100)
@@ -276,10 +257,11 @@ class LanguageModelConfig(_Strict):
     drafts: bool = True
     """Suggest a reply privately to whoever claims a question."""
     classify_below: float = Field(default=0.5, ge=0, le=1)
-    """Keyword-classifier confidence below which the router may ask the model."""
+    """Router confidence below which a new question's topic is also put to the model (it
+    picks one of the topics, or none, which sends the question to the fallback owner)."""
 
 
-class OrganisationInfo(_Strict):
+class OrganisationInfo(Strict):
     name: str
     timezone: str = "UTC"
     bot_name: str = "Evangelist"
@@ -287,10 +269,10 @@ class OrganisationInfo(_Strict):
     @field_validator("timezone")
     @classmethod
     def _tz(cls, value: str) -> str:
-        return _check_timezone(value)
+        return check_timezone(value)
 
 
-class OrganisationConfig(_Strict):
+class OrganisationConfig(Strict):
     organisation: OrganisationInfo
     people: list[PersonConfig] = Field(default_factory=list)
     teams: list[TeamConfig] = Field(default_factory=list)

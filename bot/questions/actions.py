@@ -144,10 +144,8 @@ class Actions:
             excluded.append(q.topic_key)
         q.excluded_topics = excluded
         await self._learn(ctx, q.topic_key, Evidence.DECLINED_TOPIC)  # before the topic moves
-        better = next(
-            (m for m in self.desk.classifier.rank(q.text, limit=5) if m.topic not in excluded),
-            None,
-        )
+        ranked = await self.desk.rank(q.text, limit=5)
+        better = next((m for m in ranked if m.topic not in excluded), None)
         moved = better is not None and better.topic != q.topic_key
         if better is not None and moved:
             q.topic_key, q.topic_score, q.step = better.topic, better.score, 0

@@ -8,6 +8,7 @@ button racing on the same question cannot both act: the second one's transaction
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import hashlib
 import json
@@ -23,10 +24,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
-from bot.config.organisation import OrganisationConfig, TopicConfig
+from bot.config.organisation import LanguageModelConfig, OrganisationConfig, TopicConfig
 from bot.core.clock import Clock, as_utc
+from bot.core.llm import TopicChoice
 from bot.core.ports import LanguageModel
-from bot.core.sources import ItemAction, SourceItem, TopicClassifier
+from bot.core.sources import ItemAction, SourceItem, TopicClassifier, TopicMatch
 from bot.core.types import Address, MessageRef, OutgoingMessage, Platform
 from bot.delivery import outbox
 from bot.observability import Metrics
@@ -54,6 +56,9 @@ OPEN = ("new", "waiting", "routed", "claimed", "channel", "reported")
 VERIFIABLE_SOURCES = ("facebook_page", "instagram", "youtube", "webhook")
 """Sources whose replies we see, so an 'I answered' can be checked on the page."""
 TEXT_LIMIT = 2000
+SECOND_OPINION_GRACE = timedelta(minutes=2)
+"""How long a question may wait for the language model's second opinion on its topic; if the
+process dies meanwhile, the escalation job routes it on the router's call when this passes."""
 
 
 @dataclass
@@ -63,6 +68,8 @@ class IntakeReport:
     new: list[int] = field(default_factory=list)
     answered: list[int] = field(default_factory=list)
     skipped: dict[str, int] = field(default_factory=dict)
+    second_opinions: list[int] = field(default_factory=list)
+    """New questions the router was unsure of, waiting for the language model's topic."""
     failed: int = 0
     """Items that could not be stored (the database was unreachable, a bug): the caller must
     not acknowledge them, so the sender retries (webhooks) or the cursor stays (polling)."""
@@ -114,6 +121,13 @@ class QuestionDesk:
             except Exception:
                 log.exception("could not take in %s item %s", item.source_id, item.external_id)
                 report.failed += 1
+        for question_id in report.second_opinions:
+            try:
+                wrote |= await self._second_opinion(question_id)
+            except StaleDataError:
+                log.info("question %s moved on while the model was asked about it", question_id)
+            except Exception:
+                log.exception("routing question %s after the model's opinion failed", question_id)
         if wrote:
             self.on_enqueued()
         return report
@@ -176,7 +190,60 @@ class QuestionDesk:
             return False
         report.new.append(question.id)
         self.metrics.questions.labels(item.source_id, "new").inc()
+        if via != "channel" and self._wants_second_opinion(question):
+            # Asked outside this transaction (a model may take seconds); see _second_opinion.
+            question.status, question.stage = "waiting", "classifying"
+            question.next_check_at = now + SECOND_OPINION_GRACE
+            report.second_opinions.append(question.id)
+            return False
         await self.advance(session, question, now)
+        return True
+
+    async def rank(self, text: str, limit: int = 3) -> list[TopicMatch]:
+        """The classifier's topics for `text`, best first (in a worker thread: a trained router
+        runs a neural encoder, which must not hold up the event loop)."""
+        ranked = await asyncio.to_thread(self.classifier.rank, text, limit)
+        return [m for m in ranked if m.score >= 0.0]
+
+    def _wants_second_opinion(self, q: QuestionRow) -> bool:
+        if self.language_model is None or not self.org.topics:
+            return False
+        threshold = (self.org.language_model or LanguageModelConfig()).classify_below
+        return q.topic_score is None or q.topic_score < threshold
+
+    async def _second_opinion(self, question_id: int) -> bool:
+        """Ask the language model which topic an uncertain question is about, then route it.
+
+        The model only chooses among the configured topics (or none, which sends the question
+        to the fallback owner); if it fails or says nothing usable, the router's call stands.
+        """
+        assert self.language_model is not None
+        async with self.db.transaction() as session:
+            q = await session.get(QuestionRow, question_id)
+            if q is None or q.stage != "classifying":
+                return False
+            text, current = q.text, q.topic_key
+        topics = sorted(self.org.topics, key=lambda t: t.id != current)
+        choices = [TopicChoice(t.id, t.name, t.description or "") for t in topics]
+        picked = await self.language_model.classify(text, choices)
+        now = self.clock.now()
+        async with self.db.transaction() as session:
+            q = await session.get(QuestionRow, question_id)
+            if q is None or q.status != "waiting" or q.stage != "classifying":
+                return False  # the escalation job got there first
+            if picked is not None and (picked.topic_id is None or self.org.topic(picked.topic_id)):
+                log.info(
+                    "question %s: the language model chose %s over %s (%s)",
+                    q.id,
+                    picked.topic_id or "no topic",
+                    q.topic_key or "no topic",
+                    picked.reason,
+                )
+                q.topic_key = picked.topic_id
+                q.topic_score = round(picked.confidence, 4) if picked.topic_id else None
+                q.sla_due_at = self._sla_due(q.source_key, q.topic_key, as_utc(q.created_at))
+            q.stage, q.next_check_at = None, None
+            await self.advance(session, q, now)
         return True
 
     async def _insert(
@@ -188,7 +255,7 @@ class QuestionDesk:
         via: str,
         now: datetime,
     ) -> QuestionRow | None:
-        ranked = [m for m in self.classifier.rank(text) if m.score >= 0.0]
+        ranked = await self.rank(text)
         topic = ranked[0] if ranked else None
         posted = as_utc(item.posted_at) if item.posted_at else None
         values: dict[str, Any] = {

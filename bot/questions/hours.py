@@ -17,7 +17,8 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
-from bot.config.organisation import WEEKDAYS, WorkingHoursConfig
+from bot.config.base import WEEKDAYS
+from bot.config.organisation import WorkingHoursConfig
 
 HORIZON_DAYS = 366
 """How far ahead a working day is looked for before the schedule is declared impossible."""

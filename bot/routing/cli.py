@@ -34,6 +34,12 @@ def add_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
         type=float,
         help="below this probability a question goes to the fallback owner (default 0.25)",
     )
+    ev.add_argument(
+        "--no-generic-oos",
+        dest="generic_oos",
+        action="store_false",
+        help="leave out Evangelist's own off-topic questions (production learns them too)",
+    )
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
     ex = actions.add_parser("explain", help="the top topics for a question, and why")
@@ -73,7 +79,9 @@ def _evaluate(args: argparse.Namespace) -> int:
             if args.min_confidence is not None
             else None
         )
-        figures = evaluate(train, test, router=args.router, settings=settings)
+        figures = evaluate(
+            train, test, router=args.router, settings=settings, generic_oos=args.generic_oos
+        )
     except EvaluationError as error:
         print(f"routing evaluate: {error}", file=sys.stderr)
         return EXIT_USAGE

@@ -151,6 +151,39 @@ class MiniLMEncoder:
         return out
 
 
+class MemoEncoder:
+    """Another encoder, remembering the vectors of texts it has already encoded.
+
+    Retraining then encodes only what is new since the last time (a few answered questions,
+    usually), which keeps a retrain well under a second and, with a remote encoder, saves the
+    tokens. `keep_only` forgets what the latest training no longer uses, so the memo never
+    grows past one training set. Not for concurrent use: one training at a time holds it.
+    """
+
+    def __init__(self, inner: Encoder) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.dimensions = inner.dimensions
+        self._memo: dict[str, np.ndarray] = {}
+
+    def encode(self, texts: Sequence[str]) -> np.ndarray:
+        missing = list(dict.fromkeys(t for t in texts if t not in self._memo))
+        if missing:
+            for text, vector in zip(missing, self.inner.encode(missing), strict=True):
+                self._memo[text] = vector
+            self.dimensions = self.inner.dimensions
+        if not texts:
+            return np.zeros((0, self.dimensions), dtype=np.float32)
+        return np.stack([self._memo[t] for t in texts])
+
+    def keep_only(self, texts: Sequence[str]) -> None:
+        wanted = set(texts)
+        self._memo = {t: v for t, v in self._memo.items() if t in wanted}
+
+    def __len__(self) -> int:
+        return len(self._memo)
+
+
 class RemoteEncoder:
     """Embeddings from an OpenAI-compatible server (`OPENAI_BASE_URL`), called synchronously.
 

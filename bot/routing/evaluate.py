@@ -28,6 +28,7 @@ from typing import Any
 
 from bot.routing.build import RouterChoice, make_router
 from bot.routing.router import Example, RouterSettings
+from bot.routing.training import generic_out_of_scope
 
 FALLBACK = "(fallback owner)"
 
@@ -85,10 +86,15 @@ def evaluate(
     *,
     router: str = "auto",
     settings: RouterSettings | None = None,
+    generic_oos: bool = True,
 ) -> dict[str, Any]:
+    """Train as production does (with the generic off-topic questions, unless told not to)."""
     model = make_router(RouterChoice(router), settings)
+    examples = [Example(row.text, row.label) for row in train]
+    if generic_oos:
+        examples += generic_out_of_scope(examples)
     started = time.perf_counter()
-    model.fit([Example(row.text, row.label) for row in train])
+    model.fit(examples)
     fit_seconds = time.perf_counter() - started
     known = set(model.topics)
 

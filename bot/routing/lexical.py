@@ -54,13 +54,25 @@ class SparseRows:
         pick = np.concatenate(spans).astype(np.int64) if spans else np.zeros(0, np.int64)
         return SparseRows(indptr, self.indices[pick], self.data[pick], self.columns)
 
-    def dot(self, weights: np.ndarray) -> np.ndarray:
-        """self @ weights, for a dense (columns x k) matrix."""
+    def dot(self, weights: np.ndarray, block: int = 1 << 18) -> np.ndarray:
+        """self @ weights, for a dense (columns x k) matrix.
+
+        Rows are taken a few at a time so that the per-entry products (entries x k) stay
+        under about `block` x k values, whatever the size of the matrix.
+        """
         out = np.zeros((self.rows, weights.shape[1]), dtype=weights.dtype)
-        if len(self.data):
-            nonempty = self.indptr[:-1] < self.indptr[1:]
-            contributions = weights[self.indices] * self.data[:, None]
-            out[nonempty] = np.add.reduceat(contributions, self.indptr[:-1][nonempty], axis=0)
+        first = 0
+        while first < self.rows:
+            # The last row whose entries still fit in this block (at least one row).
+            last = int(np.searchsorted(self.indptr, self.indptr[first] + block, side="right")) - 1
+            last = min(max(last, first + 1), self.rows)
+            start, end = int(self.indptr[first]), int(self.indptr[last])
+            if end > start:
+                starts = self.indptr[first:last] - start
+                nonempty = starts < self.indptr[first + 1 : last + 1] - start
+                contributions = weights[self.indices[start:end]] * self.data[start:end, None]
+                out[first:last][nonempty] = np.add.reduceat(contributions, starts[nonempty], axis=0)
+            first = last
         return out
 
     def transpose(self) -> SparseRows:

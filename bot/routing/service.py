@@ -12,6 +12,7 @@ from typing import Any
 
 from bot.config.organisation import OrganisationConfig
 from bot.routing.build import RouterChoice, make_router
+from bot.routing.encoders import MemoEncoder
 from bot.routing.router import RouterSettings, TopicRouter
 from bot.routing.training import examples_from_history, examples_from_organisation, fingerprint
 from bot.storage.database import Database
@@ -37,6 +38,7 @@ class RoutingService:
         self.router: Any = None
         self._fingerprint: int | None = None
         self._lock = asyncio.Lock()
+        self._memo: MemoEncoder | None = None
 
     async def retrain(self) -> bool:
         """Train on the configuration and history; True if a new router took over."""
@@ -76,4 +78,17 @@ class RoutingService:
             await asyncio.sleep(every)
 
     def _train(self, examples: list[Any]) -> TopicRouter | Any:
-        return make_router(self.choice, self.settings).fit(examples)
+        router = make_router(self.choice, self.settings)
+        if not isinstance(router, TopicRouter) or router.encoder is None:
+            return router.fit(examples)
+        encoder = router.encoder
+        # Only training goes through the memo: questions at routing time are new texts.
+        if self._memo is None or self._memo.inner is not encoder:
+            self._memo = MemoEncoder(encoder)
+        router.encoder = self._memo
+        try:
+            router.fit(examples)
+        finally:
+            router.encoder = encoder
+            self._memo.keep_only([e.text for e in examples])
+        return router

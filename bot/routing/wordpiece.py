@@ -15,6 +15,7 @@ The tests compare its ids with those of the reference implementation for a set o
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
@@ -64,8 +65,17 @@ def _strip_accents(text: str) -> str:
     return "".join(c for c in unicodedata.normalize("NFD", text) if unicodedata.category(c) != "Mn")
 
 
+# For ASCII text, steps 1 to 4 reduce to: tab and line breaks become spaces, other control
+# characters go, lower-case, and every printable non-alphanumeric character is a punctuation
+# word (BERT counts all of them as punctuation). Most questions are ASCII; this is 3x faster.
+_ASCII_CLEAN = {code: None for code in (*range(32), 127)} | {9: " ", 10: " ", 13: " "}
+_ASCII_WORD = re.compile(r"[a-z0-9]+|[^ a-z0-9]")
+
+
 def basic_words(text: str) -> list[str]:
     """Steps 1 to 4: the words and punctuation marks WordPiece then splits."""
+    if text.isascii():
+        return _ASCII_WORD.findall(text.translate(_ASCII_CLEAN).lower())
     words: list[str] = []
     for chunk in _strip_accents(_clean(text).lower()).split():
         current: list[str] = []

@@ -369,6 +369,15 @@ async def test_direct_message_whoami_answers_in_the_dm(
     assert "Ada Okafor" in call.params["text"]
 
 
+async def test_a_mention_keeps_the_people_it_names_but_not_the_bot(
+    slack: SlackSide, fake_slack: FakeSlackApi
+) -> None:
+    await slack.event(mention(f"expertise set <@{ADA}|ada> admissions 2"))
+
+    (call,) = await fake_slack.wait_for(POST_MESSAGE)
+    assert "Set Ada Okafor on Admissions and applications to 2" in call.params["text"]
+
+
 async def test_channel_message_without_mention_is_not_answered_and_not_stored(
     slack: SlackSide, slack_bot: RunningBot, fake_slack: FakeSlackApi
 ) -> None:

@@ -182,11 +182,14 @@ def random_sparse() -> np.ndarray:
     return matrix
 
 
-def test_sparse_dot_agrees_with_numpy(random_sparse: np.ndarray) -> None:
+@pytest.mark.parametrize("block", [1, 2, 5, 1 << 18])
+def test_sparse_dot_agrees_with_numpy(random_sparse: np.ndarray, block: int) -> None:
+    """Whatever the block of entries multiplied at once (one row at a time, rows cut at
+    block boundaries, everything at once)."""
     weights = np.random.default_rng(1).standard_normal((13, 4))
     rows = _csr(random_sparse)
     assert (rows.rows, rows.columns) == (9, 13)
-    np.testing.assert_allclose(rows.dot(weights), random_sparse @ weights, atol=1e-12)
+    np.testing.assert_allclose(rows.dot(weights, block=block), random_sparse @ weights, atol=1e-12)
 
 
 def test_sparse_transpose_agrees_with_numpy(random_sparse: np.ndarray) -> None:

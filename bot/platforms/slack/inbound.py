@@ -47,6 +47,18 @@ SEND_TO_DESK = "ev_send_to_desk"
 """The message shortcut's callback_id (slack/manifest.yml)."""
 
 
+def _without_bot(text: str, bot_user_id: str | None) -> str:
+    """The text with the bot's own mentions taken out; other people's stay ("expertise @ana").
+
+    Without the bot's id (not known yet), only a leading mention is taken to be the bot's.
+    """
+    if bot_user_id:
+        return re.sub(rf"<@{re.escape(bot_user_id)}(?:\|[^>]*)?>", "", text).strip()
+    return (
+        _MENTION.sub("", text, count=1).strip() if _MENTION.match(text.lstrip()) else text.strip()
+    )
+
+
 def web_client(settings: Settings) -> AsyncWebClient:
     client = AsyncWebClient(
         token=settings.slack_bot_token,
@@ -132,9 +144,11 @@ class SlackInbound:
         app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(self._on_action)
         app.message_shortcut(SEND_TO_DESK)(self._on_send_to_desk)
 
-    async def _on_mention(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def _on_mention(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         where = Address.in_thread(SLACK, event["channel"], event.get("thread_ts") or event["ts"])
-        text = _MENTION.sub("", event.get("text", "")).strip()
+        text = _without_bot(event.get("text", ""), context.bot_user_id)
         await self.chat.handle(
             IncomingMessage(
                 _event_id(body), _actor(event.get("user", "")), text, where, mentions_bot=True
@@ -151,7 +165,10 @@ class SlackInbound:
             where = Address.to_channel(SLACK, event["channel"])
             await self.chat.handle(
                 IncomingMessage(
-                    _event_id(body), _actor(event["user"]), _MENTION.sub("", text).strip(), where
+                    _event_id(body),
+                    _actor(event["user"]),
+                    _without_bot(text, context.bot_user_id),
+                    where,
                 )
             )
             return
