@@ -155,8 +155,8 @@ class MemoEncoder:
     """Another encoder, remembering the vectors of texts it has already encoded.
 
     Retraining then encodes only what is new since the last time (a few answered questions,
-    usually), which keeps a retrain well under a second and, with a remote encoder, saves the
-    tokens. `keep_only` forgets what the latest training no longer uses, so the memo never
+    usually), so a retrain costs little more than the regression and, with a remote encoder,
+    spends no tokens twice. `keep_only` forgets what the latest training no longer uses, so the memo never
     grows past one training set. Not for concurrent use: one training at a time holds it.
     """
 
