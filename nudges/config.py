@@ -29,7 +29,7 @@ from datetime import date, time
 from enum import StrEnum
 from typing import Annotated
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from bot.config.base import Strict, check_key, weekday
 from bot.core.types import Role
@@ -130,30 +130,35 @@ class AudienceConfig(Strict):
         return self
 
 
+def check_placeholders(text: str) -> str:
+    """The text, if every {placeholder} in it is one we fill in; else a ValueError naming them."""
+    try:
+        names = [field for _, field, _, _ in string.Formatter().parse(text) if field]
+    except ValueError as exc:
+        raise ValueError(f"{exc} (write {{{{ and }}}} for literal braces)") from exc
+    unknown = sorted({n for n in names if n not in PLACEHOLDERS})
+    if unknown:
+        known = ", ".join("{" + n + "}" for n in PLACEHOLDERS)
+        raise ValueError(f"unknown placeholder(s) {unknown}; use {known}")
+    return text
+
+
+MessageText = Annotated[
+    str, Field(min_length=1, max_length=1000), AfterValidator(check_placeholders)
+]
+
+
 class VariantConfig(Strict):
     id: str = Field(min_length=1, max_length=20)
-    text: str = Field(min_length=1, max_length=1000)
+    text: MessageText
 
     @field_validator("id")
     @classmethod
     def _id(cls, value: str) -> str:
         return check_key(value)
 
-    @field_validator("text")
-    @classmethod
-    def _placeholders(cls, value: str) -> str:
-        try:
-            names = [field for _, field, _, _ in string.Formatter().parse(value) if field]
-        except ValueError as exc:
-            raise ValueError(f"{exc} (write {{{{ and }}}} for literal braces)") from exc
-        unknown = sorted({n for n in names if n not in PLACEHOLDERS})
-        if unknown:
-            known = ", ".join("{" + n + "}" for n in PLACEHOLDERS)
-            raise ValueError(f"unknown placeholder(s) {unknown}; use {known}")
-        return value
 
-
-Variants = Annotated[list[VariantConfig | str], Field(min_length=1, max_length=5)]
+Variants = Annotated[list[VariantConfig | MessageText], Field(min_length=1, max_length=5)]
 
 
 class CampaignConfig(Strict):
@@ -187,12 +192,9 @@ class CampaignConfig(Strict):
         if not value:
             raise ValueError("give at least one stage's message")
         for stage, variants in value.items():
-            ids = [v.id if isinstance(v, VariantConfig) else None for v in variants]
-            named = [i for i in ids if i]
-            if len(named) != len(set(named)):
-                raise ValueError(f"{stage.value}: variant ids must differ")
-            for text in (v.text if isinstance(v, VariantConfig) else v for v in variants):
-                VariantConfig(id="x", text=text)  # the same checks for plain strings
+            ids = [v.id for v in _with_ids(variants)]
+            if len(ids) != len(set(ids)):
+                raise ValueError(f"{stage.value}: variant ids must differ ({', '.join(ids)})")
         return value
 
     @model_validator(mode="after")
@@ -203,8 +205,12 @@ class CampaignConfig(Strict):
 
     def variants(self, stage: Stage) -> list[VariantConfig]:
         """The variants for a stage, each with an id ('a', 'b', … when not given)."""
-        found = self.messages.get(stage, [])
-        return [
-            v if isinstance(v, VariantConfig) else VariantConfig(id=chr(ord("a") + i), text=v)
-            for i, v in enumerate(found)
-        ]
+        return _with_ids(self.messages.get(stage, []))
+
+
+def _with_ids(variants: list[VariantConfig | str]) -> list[VariantConfig]:
+    """Plain message strings get the ids 'a', 'b', … by their place in the list."""
+    return [
+        v if isinstance(v, VariantConfig) else VariantConfig(id=chr(ord("a") + i), text=v)
+        for i, v in enumerate(variants)
+    ]

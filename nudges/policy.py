@@ -63,9 +63,9 @@ class PersonState:
 def refusal(rules: Rules, person: PersonState, campaign: str, at: datetime) -> str | None:
     """Why `person` may not get a nudge from `campaign` at `at`, or None if they may."""
     reason = _closed(rules, person, campaign, at)
-    if reason is not None:
-        return reason
-    return _too_many(rules, person, at)
+    if reason is None and _blocked_until(rules, person, at) is not None:
+        return "the cap or the minimum gap"
+    return reason
 
 
 def next_allowed(
@@ -84,7 +84,7 @@ def next_allowed(
         day = local.date()
         opens = local_instant(day, rules.window_start, person.zone)
         closes = local_instant(day, rules.window_end, person.zone)
-        if not _open_day(rules, person, day) or candidate >= closes:
+        if _day_refusal(rules, person, day) is not None or candidate >= closes:
             candidate = local_instant(day + timedelta(days=1), rules.window_start, person.zone)
             continue
         candidate = max(candidate, opens)
@@ -95,12 +95,15 @@ def next_allowed(
     return None
 
 
-def _open_day(rules: Rules, person: PersonState, day: date) -> bool:
-    return (
-        day.weekday() in person.working_days
-        and day not in rules.holidays
-        and not any(first <= day <= last for first, last in person.away)
-    )
+def _day_refusal(rules: Rules, person: PersonState, day: date) -> str | None:
+    """Why no nudge may reach `person` at all on their local `day`, or None."""
+    if day in rules.holidays:
+        return "a holiday"
+    if any(first <= day <= last for first, last in person.away):
+        return "out of office"
+    if day.weekday() not in person.working_days:
+        return "not a working day"
+    return None
 
 
 def _closed(rules: Rules, person: PersonState, campaign: str, at: datetime) -> str | None:
@@ -111,22 +114,10 @@ def _closed(rules: Rules, person: PersonState, campaign: str, at: datetime) -> s
     if person.paused_until is not None and at < person.paused_until:
         return "paused"
     local = at.astimezone(person.zone)
-    day = local.date()
-    if day in rules.holidays:
-        return "a holiday"
-    if any(first <= day <= last for first, last in person.away):
-        return "out of office"
-    if day.weekday() not in person.working_days:
-        return "not a working day"
-    if not rules.window_start <= local.time() < rules.window_end:
+    reason = _day_refusal(rules, person, local.date())
+    if reason is None and not rules.window_start <= local.time() < rules.window_end:
         return "outside their nudge hours"
-    return None
-
-
-def _too_many(rules: Rules, person: PersonState, at: datetime) -> str | None:
-    if _blocked_until(rules, person, at) is None:
-        return None
-    return "the cap or the minimum gap"
+    return reason
 
 
 def _blocked_until(rules: Rules, person: PersonState, at: datetime) -> datetime | None:

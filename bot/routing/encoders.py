@@ -156,8 +156,9 @@ class MemoEncoder:
 
     Retraining then encodes only what is new since the last time (a few answered questions,
     usually), so a retrain costs little more than the regression and, with a remote encoder,
-    spends no tokens twice. `keep_only` forgets what the latest training no longer uses, so the memo never
-    grows past one training set. Not for concurrent use: one training at a time holds it.
+    spends no tokens twice. `keep_only` forgets what the latest training no longer uses, so
+    the memo never grows past one training set. Not for concurrent use: one training at a time
+    holds it.
     """
 
     def __init__(self, inner: Encoder) -> None:
@@ -179,9 +180,6 @@ class MemoEncoder:
     def keep_only(self, texts: Sequence[str]) -> None:
         wanted = set(texts)
         self._memo = {t: v for t, v in self._memo.items() if t in wanted}
-
-    def __len__(self) -> int:
-        return len(self._memo)
 
 
 class RemoteEncoder:

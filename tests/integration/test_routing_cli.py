@@ -309,3 +309,23 @@ def test_explain_without_an_organisation_file_is_a_usage_error(
 ) -> None:
     assert main(["routing", "explain", QUESTION]) == 2
     assert "organisation file" in capsys.readouterr().err
+
+
+def test_the_shipped_off_topic_questions_can_be_left_out(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Training data with no out-of-scope rows: only the shipped list knows the weather."""
+    train = _write(
+        tmp_path / "train.csv",
+        [(text, label) for label, texts in TRAIN.items() if label != "oos" for text in texts],
+    )
+    test = _write(tmp_path / "test.csv", [("Will it rain this weekend?", "oos")])
+    base = ["--train", str(train), "--test", str(test), "--label-column", "label"]
+    recall = {}
+    for flag in ([], ["--no-generic-oos"]):
+        capsys.readouterr()
+        code = main(["routing", "evaluate", *base, "--oos-label", "oos", "--router", "lexical",
+                     *flag, "--json"])  # fmt: skip
+        assert code == 0
+        recall[bool(flag)] = json.loads(capsys.readouterr().out)["oos_recall"]
+    assert recall == {False: 1.0, True: 0.0}

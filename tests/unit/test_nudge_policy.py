@@ -272,3 +272,12 @@ def test_a_year_of_planning_breaks_no_rule() -> None:
             assert state.paused_until is None or n.send_at >= state.paused_until
             assert n.campaign not in state.stopped
     assert len(planned) > 2000 * 30, "most people get most weeks' nudge"
+
+
+def test_plain_messages_are_checked_and_named_like_variants() -> None:
+    with pytest.raises(ValidationError, match="unknown placeholder"):
+        campaign(messages={"watch": ["fine", "Hi {nmae}"]})
+    with pytest.raises(ValidationError, match="variant ids must differ"):
+        campaign(messages={"watch": [{"id": "b", "text": "One"}, "Two"]})
+    both = campaign(messages={"watch": ["One", "Two"]})
+    assert [v.id for v in both.variants(Stage.WATCH)] == ["a", "b"]

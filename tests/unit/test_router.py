@@ -516,3 +516,28 @@ def test_the_keyword_router_ranks_by_example_overlap() -> None:
     assert router.decide("Are there open PhD positions in marine biology?").topic == "research"
     assert router.decide("zzz qqq").topic is None
     assert router.rank("zzz qqq") == []
+
+
+def test_out_of_scope_examples_come_from_the_file_and_the_shipped_list() -> None:
+    from bot.config.organisation import parse_organisation
+    from bot.routing.training import examples_from_organisation
+
+    text = """
+organisation: {name: Org}
+topics:
+  - {id: fees, name: Fees, examples: ["How much are the fees?", "Can I pay in instalments?"]}
+routing:
+  out_of_scope_examples: ["Where can visitors park?"]
+"""
+    examples = examples_from_organisation(parse_organisation(text))
+    uncovered = [e for e in examples if e.topic is None]
+    assert ("Where can visitors park?", 1.0) in [(e.text, e.weight) for e in uncovered]
+    generic = [e for e in uncovered if e.origin == "generic"]
+    assert len(generic) > 100
+    fees = sum(e.weight for e in examples if e.topic == "fees")
+    assert sum(e.weight for e in generic) == pytest.approx(fees)  # one topic's worth
+
+    off = parse_organisation(text.replace("routing:", "routing:\n  generic_out_of_scope: false"))
+    assert [e.origin for e in examples_from_organisation(off) if e.topic is None] == [
+        "out_of_scope"
+    ]
