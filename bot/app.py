@@ -32,6 +32,7 @@ from bot.services.chat import ChatService
 from bot.services.commands import CommandRegistry
 from bot.storage import directory, events
 from bot.storage.database import Database
+from nudges.service import NudgeService
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +60,7 @@ class Evangelist:
     poller: SourcePoller | None = None
     drafts: SuggestedReplies | None = None
     routing: RoutingService | None = None
+    nudges: NudgeService | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def prepare(self) -> None:
@@ -67,6 +69,8 @@ class Evangelist:
             async with self.db.transaction() as session:
                 await directory.sync_organisation(session, self.organisation, self.clock.now())
                 await sync_handles(session, self.organisation)
+                if self.nudges is not None:
+                    await self.nudges.sync_campaigns(session, self.clock.now())
 
     async def start(self, *, dispatcher: bool = True, scheduler: bool = True) -> None:
         if dispatcher:
@@ -173,6 +177,7 @@ def build(
     chat.on_enqueued = bot.dispatcher.poke
     if organisation is not None:
         _wire_desk(bot, organisation, list(chosen))
+        _wire_nudges(bot, organisation, list(chosen))
     bot.scheduler = JobScheduler(db, metrics, _jobs(bot))
     if not console:
         from bot.web.server import create_web_app
@@ -238,6 +243,18 @@ def _wire_desk(bot: Evangelist, organisation: OrganisationConfig, platforms: lis
     bot.poller = SourcePoller(desk, bot.db, bot.clock, bot.settings)
 
 
+def _wire_nudges(bot: Evangelist, organisation: OrganisationConfig, platforms: list[str]) -> None:
+    """Nudge campaigns: their buttons, commands and the planning and sending jobs."""
+    from nudges import actions as nudge_actions
+    from nudges import commands as nudge_commands
+
+    bot.nudges = NudgeService(
+        bot.db, bot.clock, organisation, platforms=platforms, on_enqueued=bot.dispatcher.poke
+    )
+    nudge_actions.register(bot.registry, bot.nudges)
+    nudge_commands.register(bot.registry, bot.nudges)
+
+
 def _language_model(bot: Evangelist, organisation: OrganisationConfig) -> LanguageModel | None:
     """On when OPENAI_API_KEY is set; a server that needs no key takes any non-empty value."""
     if not bot.settings.openai_api_key:
@@ -267,6 +284,10 @@ def _jobs(bot: Evangelist) -> list[Job]:
     ]
     if bot.desk is not None:
         jobs.append(Job("questions.escalate", 30, bot.desk.run_due))
+
+    if bot.nudges is not None:
+        jobs.append(Job("nudges.plan", 300, bot.nudges.plan))
+        jobs.append(Job("nudges.send", 30, bot.nudges.send_due))
 
     if bot.poller is not None and bot.poller.configs and bot.console is None:
         # The console is a local demo: it never reaches out to real brand pages.

@@ -69,6 +69,9 @@ def parser() -> argparse.ArgumentParser:
     from bot.routing.cli import add_parser as add_routing_parser
 
     add_routing_parser(commands)
+    from nudges.cli import add_parser as add_campaign_parser
+
+    add_campaign_parser(commands)
     return top
 
 
@@ -121,6 +124,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             outcome = run_routing(args)
             if outcome is not None:
                 return outcome
+        if args.command == "campaign":
+            from nudges.cli import run as run_campaign
+
+            outcome = run_campaign(args)
+            if outcome is not None:
+                return outcome
         if args.command == "expertise" and args.expertise_command == "list":
             from bot.runner import list_expertise
 
@@ -157,7 +166,8 @@ def _validate(file: Path) -> int:
 
     org = load_organisation(file)
     print(
-        f"{file}: OK — {len(org.people)} people, {len(org.teams)} teams, {len(org.topics)} topics"
+        f"{file}: OK — {len(org.people)} people, {len(org.teams)} teams, {len(org.topics)} topics, "
+        f"{len(org.campaigns)} campaigns"
     )
     return EXIT_OK
 

@@ -48,8 +48,8 @@ def occurrences(
         first_day = max(first_day, campaign.start)
     if campaign.end is not None:
         last_day = min(last_day, campaign.end)
-    if cadence.on is not None:
-        days: Iterator[date] = iter([cadence.on] if first_day <= cadence.on <= last_day else [])
+    if cadence.once is not None:
+        days: Iterator[date] = iter([cadence.once] if first_day <= cadence.once <= last_day else [])
     else:
         assert cadence.day is not None
         days = _weekly(

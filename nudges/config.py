@@ -13,7 +13,7 @@ campaigns:
     goal: More of us react to the page's posts
     owner: ada               # who runs it ("Why am I getting this?")
     audience: {teams: [admissions], stages: [watch, react]}
-    cadence: {day: tue, at: "10:30"}        # or {day: tue, every_weeks: 2}, or {on: 2026-12-01}
+    cadence: {day: tue, at: "10:30"}        # or {day: tue, every_weeks: 2}, or {once: 2026-12-01}
     start: 2026-11-01
     end: 2027-03-31
     messages:
@@ -95,7 +95,8 @@ class CadenceConfig(Strict):
 
     day: str | None = None
     every_weeks: int = Field(default=1, ge=1, le=52)
-    on: date | None = None
+    once: date | None = None
+    """A one-off on this local date. (Not `on:`: YAML 1.1 reads a bare `on` as true.)"""
     at: time = time(10, 30)
 
     @field_validator("day")
@@ -105,9 +106,9 @@ class CadenceConfig(Strict):
 
     @model_validator(mode="after")
     def _one_kind(self) -> CadenceConfig:
-        if (self.day is None) == (self.on is None):
-            raise ValueError("give either day (weekly) or on (a one-off date), not both")
-        if self.on is not None and self.every_weeks != 1:
+        if (self.day is None) == (self.once is None):
+            raise ValueError("give either day (weekly) or once (a one-off date), not both")
+        if self.once is not None and self.every_weeks != 1:
             raise ValueError("every_weeks is for weekly cadences (with day)")
         return self
 
@@ -175,6 +176,8 @@ class CampaignConfig(Strict):
     """When campaigns compete for the same person's one nudge, the higher goes first."""
     page: str | None = Field(default=None, max_length=200)
     """The brand page the messages point at ({page}); default: the first source's name."""
+    url: str | None = Field(default=None, max_length=1000, pattern=r"^https?://")
+    """The post or page to engage with ({post}); default: the first source's page."""
     messages: dict[Stage, Variants]
     """Message variants by the person's current ladder stage."""
     paused: bool = False

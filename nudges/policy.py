@@ -7,7 +7,7 @@ Everything here is in UTC except what is explicitly local to the person.
 
 from __future__ import annotations
 
-from bisect import bisect_left, insort
+from bisect import bisect_left, bisect_right, insort
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -69,25 +69,47 @@ def refusal(rules: Rules, person: PersonState, campaign: str, at: datetime) -> s
 
 
 def next_allowed(
-    rules: Rules, person: PersonState, campaign: str, earliest: datetime, latest: datetime
+    rules: Rules,
+    person: PersonState,
+    campaign: str,
+    earliest: datetime,
+    latest: datetime,
+    *,
+    windows: Windows | None = None,
 ) -> datetime | None:
-    """The first instant in [earliest, latest] the policy allows, or None."""
+    """The first instant in [earliest, latest] the policy allows, or None.
+
+    `windows` keeps the window's instants per local day for these rules; the planner passes one
+    so that everyone in a time zone shares them instead of converting them again for each call.
+    """
     if person.opted_out or campaign in person.stopped:
         return None
+    if windows is None:
+        windows = Windows(rules)
+    elif windows.rules is not rules and windows.rules != rules:
+        raise ValueError("the windows were computed for other rules")
+    if rules.max_nudges == 1:
+        # With one nudge per `per`, no instant less than `per` from a nudge is allowed: when
+        # one nudge is that close to both `earliest` and `latest`, nothing in between is. This
+        # answers most of the planner's questions after it has planned someone's nudge.
+        sent = person.sent
+        index = bisect_right(sent, latest - rules.per)
+        if index < len(sent) and sent[index] < earliest + rules.per:
+            return None
+    zone = person.zone
     candidate = earliest
     if person.paused_until is not None and candidate < person.paused_until:
         candidate = person.paused_until
     for _ in range(400):  # days; each turn moves to a later day or returns
         if candidate > latest:
             return None
-        local = candidate.astimezone(person.zone)
-        day = local.date()
-        opens = local_instant(day, rules.window_start, person.zone)
-        closes = local_instant(day, rules.window_end, person.zone)
-        if _day_refusal(rules, person, day) is not None or candidate >= closes:
-            candidate = local_instant(day + timedelta(days=1), rules.window_start, person.zone)
+        day = candidate.astimezone(zone).date()
+        opens, closes, next_opens = windows[zone, day]
+        if candidate >= closes or _day_refusal(rules, person, day) is not None:
+            candidate = next_opens
             continue
-        candidate = max(candidate, opens)
+        if opens > candidate:
+            candidate = opens
         blocked_until = _blocked_until(rules, person, candidate)
         if blocked_until is None:
             return candidate if candidate <= latest else None
@@ -95,11 +117,37 @@ def next_allowed(
     return None
 
 
+class Windows(dict[tuple[ZoneInfo, date], tuple[datetime, datetime, datetime]]):
+    """Where the nudge window lies on each local day in each zone, computed when first asked.
+
+    `windows[zone, day]` is (opens, closes, opens the next day), in UTC. They depend only on the
+    rules, the zone and the date, and converting local times to UTC was most of what
+    `next_allowed` cost: one of these serves a whole planning run (a dict, for fast lookups).
+    """
+
+    __slots__ = ("rules",)
+
+    def __init__(self, rules: Rules) -> None:
+        super().__init__()
+        self.rules = rules
+
+    def __missing__(self, key: tuple[ZoneInfo, date]) -> tuple[datetime, datetime, datetime]:
+        zone, day = key
+        opens, closes = self.rules.window_start, self.rules.window_end
+        instants = (
+            local_instant(day, opens, zone),
+            local_instant(day, closes, zone),
+            local_instant(day + timedelta(days=1), opens, zone),
+        )
+        self[key] = instants
+        return instants
+
+
 def _day_refusal(rules: Rules, person: PersonState, day: date) -> str | None:
     """Why no nudge may reach `person` at all on their local `day`, or None."""
     if day in rules.holidays:
         return "a holiday"
-    if any(first <= day <= last for first, last in person.away):
+    if person.away and any(first <= day <= last for first, last in person.away):
         return "out of office"
     if day.weekday() not in person.working_days:
         return "not a working day"
@@ -127,17 +175,33 @@ def _blocked_until(rules: Rules, person: PersonState, at: datetime) -> datetime 
     than `max_nudges` nudges; the windows worth checking start at a nudge before `at` or at
     `at` itself. The instant returned is always later than `at` (callers check it again).
     """
+    # `sent` is sorted, so each group of nudges the rule looks at is a slice of it, found by
+    # bisection instead of by filtering the list: the nudges near `at` are sent[first:last].
     sent = person.sent
-    reach = max(rules.per, rules.min_gap)
-    near = sent[bisect_left(sent, at - reach) : bisect_left(sent, at + reach)]
-    too_close = [s for s in near if abs(s - at) < rules.min_gap]
-    if too_close:
-        return max(too_close) + rules.min_gap
-    behind = [s for s in near if at - rules.per < s <= at]
-    ahead = [s for s in near if at < s < at + rules.per]
-    for start in [*behind, at]:
-        if sum(1 for s in near if start <= s < start + rules.per) >= rules.max_nudges:
+    per, gap, most = rules.per, rules.min_gap, rules.max_nudges
+    reach = max(per, gap)
+    first = bisect_left(sent, at - reach)
+    last = bisect_left(sent, at + reach, first)
+    if first == last and most > 0:
+        return None  # nothing near: the common case
+    # Too close: less than `gap` away on either side. Try again `gap` after the latest of them
+    # (the first of equal instants, which may differ in tzinfo: the one max() would pick).
+    low = bisect_right(sent, at - gap, first, last)
+    high = bisect_left(sent, at + gap, low, last)
+    if low < high:
+        return sent[bisect_left(sent, sent[high - 1], low, high)] + gap
+    # Over the cap: a window starting at a nudge in (at - per, at], or at `at`, already holds
+    # `most` nudges. Nudges in (at, at + per) are sent[ahead_low:ahead_high].
+    ahead_low = bisect_right(sent, at, first, last)
+    ahead_high = bisect_left(sent, at + per, ahead_low, last)
+    for index in range(bisect_right(sent, at - per, first, last), ahead_low):
+        start = sent[index]
+        opening = bisect_left(sent, start, first, index + 1)
+        if bisect_left(sent, start + per, opening, last) - opening >= most:
             if start < at:
-                return start + rules.per
-            return (ahead[-1] if ahead else at) + rules.per
+                return start + per
+            return (sent[ahead_high - 1] if ahead_high > ahead_low else at) + per
+    opening = bisect_left(sent, at, first, last)
+    if bisect_left(sent, at + per, opening, last) - opening >= most:
+        return (sent[ahead_high - 1] if ahead_high > ahead_low else at) + per
     return None

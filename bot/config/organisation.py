@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from bot.config.base import WEEKDAYS, Strict, check_key, check_timezone, weekday
 from bot.core.errors import ConfigurationError
 from bot.core.types import Role
+from nudges.config import CampaignConfig, NudgePolicyConfig
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
 NETWORKS = ("facebook", "instagram", "youtube", "rss", "webhook", "other")
@@ -281,6 +282,8 @@ class OrganisationConfig(Strict):
     sources: list[SourceConfig] = Field(default_factory=list)
     language_model: LanguageModelConfig | None = None
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    nudges: NudgePolicyConfig = Field(default_factory=NudgePolicyConfig)
+    campaigns: list[CampaignConfig] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _references(self) -> OrganisationConfig:
@@ -311,9 +314,25 @@ class OrganisationConfig(Strict):
                 problems.append(
                     f"topics[{i}].fallback_owner: no person with id {topic.fallback_owner!r}"
                 )
+        problems += self._campaign_references(people, team_ids)
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _campaign_references(self, people: set[str], team_ids: set[str]) -> list[str]:
+        problems = _duplicates("campaigns", [c.id for c in self.campaigns], "id")
+        for i, campaign in enumerate(self.campaigns):
+            if campaign.owner is not None and campaign.owner not in people:
+                problems.append(f"campaigns[{i}].owner: no person with id {campaign.owner!r}")
+            for j, ref in enumerate(campaign.audience.people):
+                if ref not in people:
+                    problems.append(
+                        f"campaigns[{i}].audience.people[{j}]: no person with id {ref!r}"
+                    )
+            for j, ref in enumerate(campaign.audience.teams):
+                if ref not in team_ids:
+                    problems.append(f"campaigns[{i}].audience.teams[{j}]: no team with id {ref!r}")
+        return problems
 
     def person(self, key: str) -> PersonConfig | None:
         return next((p for p in self.people if p.id == key), None)
@@ -323,6 +342,9 @@ class OrganisationConfig(Strict):
 
     def source(self, key: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.id == key), None)
+
+    def campaign(self, key: str) -> CampaignConfig | None:
+        return next((c for c in self.campaigns if c.id == key), None)
 
     def evangelists(self) -> list[PersonConfig]:
         return [p for p in self.people if Role.EVANGELIST in p.roles]

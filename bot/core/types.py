@@ -6,7 +6,7 @@ the adapters speaks only this vocabulary.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
@@ -135,6 +135,124 @@ class Button:
     style: ButtonStyle = ButtonStyle.DEFAULT
 
 
+FORM_OPEN_ACTION = "form.open"
+"""The button action that opens a form; its value is the form's id."""
+
+
+class FieldKind(StrEnum):
+    TEXT = "text"
+    LONG_TEXT = "long_text"
+    CHOICE = "choice"
+    MULTI_CHOICE = "multi_choice"
+    DATE = "date"
+    """YYYY-MM-DD."""
+    TIME = "time"
+    """HH:MM, 24-hour."""
+
+
+FORM_TITLE_LIMIT = 24
+"""Slack's limit for a modal's title and its submit button; every form keeps to it."""
+
+
+@dataclass(frozen=True, slots=True)
+class FormField:
+    """One question on a form. `options` are (value, label) pairs for the choice kinds."""
+
+    id: str
+    label: str
+    kind: FieldKind = FieldKind.TEXT
+    required: bool = True
+    options: tuple[tuple[str, str], ...] = ()
+    placeholder: str | None = None
+    hint: str | None = None
+    initial: str | None = None
+    """The value filled in; for multi_choice, values separated by commas."""
+    max_length: int = 1000
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "label": self.label,
+            "kind": self.kind.value,
+            "required": self.required,
+            "options": [list(option) for option in self.options],
+            "placeholder": self.placeholder,
+            "hint": self.hint,
+            "initial": self.initial,
+            "max_length": self.max_length,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> FormField:
+        return cls(
+            id=data["id"],
+            label=data["label"],
+            kind=FieldKind(data.get("kind", "text")),
+            required=bool(data.get("required", True)),
+            options=tuple((str(v), str(label)) for v, label in data.get("options") or ()),
+            placeholder=data.get("placeholder"),
+            hint=data.get("hint"),
+            initial=data.get("initial"),
+            max_length=int(data.get("max_length", 1000)),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Form:
+    """Questions to ask a person, shown as a Slack modal, a Teams card or a console dialogue.
+
+    `id` is also the action its submission arrives as: a `ButtonPress` whose value is a JSON
+    object of field id → text (multi_choice values joined by ","; empty answers as "").
+    """
+
+    id: str
+    title: str
+    submit_label: str
+    fields: tuple[FormField, ...]
+    intro: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.title or len(self.title) > FORM_TITLE_LIMIT:
+            raise ValueError(f"form title {self.title!r} must be 1 to 24 characters")
+        if not self.submit_label or len(self.submit_label) > FORM_TITLE_LIMIT:
+            raise ValueError(f"submit label {self.submit_label!r} must be 1 to 24 characters")
+        ids = [f.id for f in self.fields]
+        if len(ids) != len(set(ids)):
+            raise ValueError(f"form {self.id!r} has duplicate field ids")
+        if any(not i or i.startswith("ev_") for i in ids):
+            # Teams merges the inputs into the submit data, next to our own "ev_" keys.
+            raise ValueError(f"form {self.id!r}: field ids must be non-empty, not 'ev_…'")
+
+    def field(self, field_id: str) -> FormField | None:
+        return next((f for f in self.fields if f.id == field_id), None)
+
+    def with_values(self, values: dict[str, str]) -> Form:
+        """The same form with these answers filled in (to send it back for corrections)."""
+        fields = tuple(
+            replace(f, initial=values[f.id] or None) if f.id in values else f for f in self.fields
+        )
+        return replace(self, fields=fields)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "submit_label": self.submit_label,
+            "fields": [f.to_dict() for f in self.fields],
+            "intro": self.intro,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Form:
+        return cls(
+            id=data["id"],
+            title=data["title"],
+            submit_label=data["submit_label"],
+            fields=tuple(FormField.from_dict(f) for f in data.get("fields") or ()),
+            intro=data.get("intro"),
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class OutgoingMessage:
     """A rich message in a small, neutral markup.
@@ -148,9 +266,11 @@ class OutgoingMessage:
     sections: tuple[str, ...] = ()
     buttons: tuple[Button, ...] = ()
     context: str | None = None
+    form: Form | None = None
+    """Questions to fill in (a modal behind a button on Slack, inputs on Teams)."""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "text": self.text,
             "sections": list(self.sections),
             "buttons": [
@@ -159,6 +279,10 @@ class OutgoingMessage:
             ],
             "context": self.context,
         }
+        if self.form is not None:
+            # Only when present: payloads without a form keep their old shape (and hashes).
+            data["form"] = self.form.to_dict()
+        return data
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> OutgoingMessage:
@@ -175,6 +299,7 @@ class OutgoingMessage:
                 for b in data.get("buttons") or ()
             ),
             context=data.get("context"),
+            form=Form.from_dict(data["form"]) if data.get("form") else None,
         )
 
 

@@ -7,6 +7,8 @@ only ever sent by the worker whose claim succeeded.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -286,3 +288,42 @@ async def hold_unknown(session: AsyncSession, row_id: int, *, until: datetime, e
 
 async def find_by_key(session: AsyncSession, key: str) -> OutboxRow | None:
     return await session.scalar(select(OutboxRow).where(OutboxRow.idempotency_key == key[:300]))
+
+
+async def update_by_key(
+    session: AsyncSession, original_key: str, message: OutgoingMessage, now: datetime
+) -> bool:
+    """Change a message we sent (or are about to send), named by its outbox key."""
+    original = await find_by_key(session, original_key)
+    if original is None:
+        return False
+    return await enqueue(
+        session,
+        key=f"{original_key}:update:{content_digest(message)}",
+        address=Address.from_dict(original.address),
+        message=message,
+        now=now,
+        operation="update",
+        update_of_key=original_key,
+    )
+
+
+async def update_pressed(
+    session: AsyncSession, ref: MessageRef, message: OutgoingMessage, now: datetime
+) -> bool:
+    """Change a message a button was pressed on (the platform gave us its reference)."""
+    return await enqueue(
+        session,
+        key=f"press:{ref.platform.value}:{ref.channel}:{ref.message_id}:{content_digest(message)}",
+        address=Address.to_channel(ref.platform, ref.channel),
+        message=message,
+        now=now,
+        operation="update",
+        update_of=ref,
+    )
+
+
+def content_digest(message: OutgoingMessage) -> str:
+    """Keys updates by content: the same content for one message is one update, however often."""
+    encoded = json.dumps(message.to_dict(), sort_keys=True).encode()
+    return hashlib.sha1(encoded, usedforsecurity=False).hexdigest()[:12]

@@ -43,7 +43,12 @@ def register(registry: CommandRegistry, desk: QuestionDesk) -> None:
         )
     )
     registry.command(
-        Command("away", "out of office: no questions until then", commands.away, usage="until DATE")
+        Command(
+            "away",
+            "out of office: no questions or nudges until then",
+            commands.away,
+            usage="until DATE",
+        )
     )
     registry.command(Command("back", "back at work: questions can reach you again", commands.back))
     registry.command(
@@ -116,7 +121,7 @@ class DeskCommands:
         row.away_until = until
         local = as_utc(until).astimezone(ZoneInfo(ctx.person.timezone))
         ctx.reply(
-            f"Noted: no questions until {local:%A %d %B, %H:%M} your time. Enjoy! "
+            f"Noted: no questions or nudges until {local:%A %d %B, %H:%M} your time. Enjoy! "
             "Say `back` if you return early."
         )
 
@@ -124,7 +129,7 @@ class DeskCommands:
         row = await ctx.session.get(PersonRow, ctx.person.id)
         if row is not None:
             row.away_until = None
-        ctx.reply("Welcome back! Questions can reach you again.")
+        ctx.reply("Welcome back! Questions and nudges can reach you again.")
 
     async def handles(self, ctx: CommandContext) -> None:
         words = ctx.args.split(maxsplit=2)

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import hashlib
-import json
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -37,11 +35,10 @@ from bot.questions.classifier import KeywordClassifier
 from bot.questions.expertise import Evidence
 from bot.questions.routing import Hours, Pick, Router, Wait
 from bot.questions.text import detect_question, looks_like_spam, sanitise
-from bot.storage import participation
+from bot.storage import directory, participation
 from bot.storage.database import Database, dialect_of
 from bot.storage.models import (
     AssignmentRow,
-    IdentityRow,
     PageReplyRow,
     PersonRow,
     QuestionRow,
@@ -725,47 +722,17 @@ class QuestionDesk:
         now: datetime,
     ) -> None:
         """Change a message we sent, named by its outbox key."""
-        original = await outbox.find_by_key(session, original_key)
-        if original is None:
-            return
-        address = Address.from_dict(original.address)
-        digest = _content_digest(message)
-        await outbox.enqueue(
-            session,
-            key=f"{original_key}:update:{digest}",
-            address=address,
-            message=message,
-            now=now,
-            operation="update",
-            update_of_key=original_key,
-        )
+        await outbox.update_by_key(session, original_key, message, now)
 
     async def update_ref(
         self, session: AsyncSession, ref: MessageRef, message: OutgoingMessage, now: datetime
     ) -> None:
         """Change a message a button was pressed on (the platform gave us its reference)."""
-        digest = _content_digest(message)
-        await outbox.enqueue(
-            session,
-            key=f"press:{ref.platform.value}:{ref.channel}:{ref.message_id}:{digest}",
-            address=Address.to_channel(ref.platform, ref.channel),
-            message=message,
-            now=now,
-            operation="update",
-            update_of=ref,
-        )
+        await outbox.update_pressed(session, ref, message, now)
 
     async def address_of(self, session: AsyncSession, person_id: int) -> Address | None:
         """Where to reach a person: the first running platform they are on and haven't blocked."""
-        rows = (
-            await session.scalars(select(IdentityRow).where(IdentityRow.person_id == person_id))
-        ).all()
-        by_platform = {r.platform: r for r in rows if r.blocked_at is None}
-        for name in self.platforms:
-            identity = by_platform.get(name)
-            if identity is not None:
-                return Address.direct(Platform(name), identity.external_id)
-        return None
+        return await directory.address_of(session, person_id, self.platforms)
 
     async def open_assignments(
         self, session: AsyncSession, question_id: int
@@ -854,9 +821,3 @@ async def sync_handles(session: AsyncSession, organisation: OrganisationConfig) 
             )
         else:
             existing.person_id, existing.from_config = person_id, True
-
-
-def _content_digest(message: OutgoingMessage) -> str:
-    """Keys updates by content: the same content for one message is one update, however often."""
-    encoded = json.dumps(message.to_dict(), sort_keys=True).encode()
-    return hashlib.sha1(encoded, usedforsecurity=False).hexdigest()[:12]

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from bot.core.permissions import Permission, allowed, require
 from bot.core.types import Button, ButtonStyle, OutgoingMessage, Person, Role
 from bot.delivery import outbox
+from bot.services import forms
 from bot.services.commands import Command, CommandContext, CommandRegistry
 from bot.storage import audit
 from bot.storage.models import IdentityRow, ProcessedEventRow
@@ -52,6 +53,7 @@ def register(registry: CommandRegistry) -> None:
     registry.action("help", help_command)
     registry.action("whoami", whoami_command)
     registry.action("dismiss", dismiss_action)
+    forms.register(registry)
 
 
 def first_name(person: Person) -> str:

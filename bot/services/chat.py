@@ -20,10 +20,14 @@ from sqlalchemy.orm.exc import StaleDataError
 from bot.config.organisation import OrganisationConfig
 from bot.core.clock import Clock
 from bot.core.errors import PermissionDenied
+from bot.core.permissions import Permission, allowed
 from bot.core.ports import PeopleDirectory
 from bot.core.types import (
+    FORM_OPEN_ACTION,
+    Actor,
     Address,
     AddressKind,
+    Button,
     ButtonPress,
     ChannelMessage,
     ForwardedMessage,
@@ -38,7 +42,7 @@ from bot.core.types import (
 )
 from bot.delivery import outbox
 from bot.observability import Metrics
-from bot.services import basics
+from bot.services import basics, forms
 from bot.services.commands import CommandContext, CommandRegistry, split_command
 from bot.storage import audit, directory, events
 from bot.storage.database import Database
@@ -141,6 +145,21 @@ class ChatService:
             self.on_enqueued()
         return True
 
+    async def may(self, actor: Actor, permission: Permission | None) -> bool:
+        """Whether a platform user may do something, answered with one quick read.
+
+        Used before opening a Slack modal, whose trigger expires in 3 s. Nobody is created or
+        introduced here: someone we have not met yet is answered "no", and their command then
+        takes the normal path, which introduces them and answers properly.
+        """
+        if permission is None:
+            return True
+        async with self.db.transaction() as session:
+            person = await directory.person_by_identity(
+                session, actor.platform.value, actor.user_id
+            )
+        return person is not None and allowed(person, permission)
+
     async def _introduce(
         self, event: InboundEvent, people: PeopleDirectory | None = None
     ) -> InboundEvent:
@@ -178,6 +197,19 @@ class ChatService:
         if isinstance(event, IncomingMessage):
             person = await directory.resolve_actor(session, event.actor, now)
             await directory.clear_blocked(session, event.actor.platform.value, event.actor.user_id)
+            spec = self.registry.form_for_command(event.text)
+            if spec is not None:
+                # "campaign new" opens its form here on every platform (Slack opens a modal
+                # before the command gets this far, when it can).
+                return await self._run_command(
+                    session,
+                    person,
+                    FORM_OPEN_ACTION,
+                    spec.form_id,
+                    event.where,
+                    now,
+                    is_action=True,
+                )
             name, args = split_command(event.text)
             return await self._run_command(
                 session, person, name, args, event.where, now, is_action=False
@@ -202,7 +234,15 @@ class ChatService:
             for hook in self.hooks:
                 extra.extend(await hook.home_sections(session, person, now))
             home = basics.help_message(person, self.registry, self.bot_name)
-            home = dataclasses.replace(home, sections=(*home.sections, *extra))
+            # A button for each form the person may open (Slack opens it as a modal).
+            openers = tuple(
+                Button(FORM_OPEN_ACTION, spec.build().title, spec.form_id)
+                for spec in self.registry.forms()
+                if spec.permission is None or allowed(person, spec.permission)
+            )
+            home = dataclasses.replace(
+                home, sections=(*home.sections, *extra), buttons=(*home.buttons, *openers)
+            )
             address = Address(event.actor.platform, AddressKind.HOME, user=event.actor.user_id)
             return [(address, home, person.id)], False
         if isinstance(event, ChannelMessage | ReactionAdded | ForwardedMessage):
@@ -227,6 +267,7 @@ class ChatService:
         message: MessageRef | None = None,
     ) -> tuple[list[Reply], bool]:
         handler = self.registry.find_action(name) if is_action else None
+        form = self.registry.find_form(name) if is_action else None
         command = None if is_action else self.registry.find(name)
         ctx = CommandContext(
             session=session,
@@ -250,7 +291,13 @@ class ChatService:
             )
         else:
             try:
-                await (handler or command.handler)(ctx)  # type: ignore[union-attr]
+                # A form's answers reach its handler only once they are readable and valid.
+                checked = forms.check_submission(form, person, args) if form else args
+                if isinstance(checked, OutgoingMessage):
+                    ctx.reply(checked)
+                else:
+                    ctx.args = checked
+                    await (handler or command.handler)(ctx)  # type: ignore[union-attr]
             except PermissionDenied as denied:
                 audit.record(
                     session,

@@ -14,7 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config.organisation import OrganisationConfig
 from bot.core.permissions import Permission
-from bot.core.types import Address, MessageRef, OutgoingMessage, Person, Platform
+from bot.core.types import Address, Form, MessageRef, OutgoingMessage, Person, Platform
 
 
 @dataclass
@@ -52,10 +52,39 @@ class Command:
     aliases: tuple[str, ...] = ()
 
 
+def _no_problems(values: dict[str, str]) -> dict[str, str]:
+    return {}
+
+
+@dataclass(frozen=True)
+class FormSpec:
+    """A form people can open, and how to check what they send.
+
+    Its submission arrives as the action `form_id` (register a handler with
+    `CommandRegistry.action`), with the answers as a JSON object in `ctx.args`, but only once
+    `validate` found nothing wrong and the person has `permission`.
+    """
+
+    form_id: str
+    build: Callable[[], Form]
+    validate: Callable[[dict[str, str]], dict[str, str]] = _no_problems
+    """Answers → {field id: what is wrong}; empty when all is well."""
+    permission: Permission | None = None
+    command: str | None = None
+    """The chat command that opens the form, e.g. "campaign new"."""
+
+
+def normalise_command(text: str) -> str:
+    """'  /Campaign   NEW ' → 'campaign new'."""
+    return " ".join(text.lower().split()).lstrip("/")
+
+
 class CommandRegistry:
     def __init__(self) -> None:
         self._commands: dict[str, Command] = {}
         self._actions: dict[str, Handler] = {}
+        self._forms: dict[str, FormSpec] = {}
+        self._form_commands: dict[str, FormSpec] = {}
 
     def command(self, command: Command) -> None:
         for name in (command.name, *command.aliases):
@@ -68,6 +97,27 @@ class CommandRegistry:
         if name in self._actions:
             raise ValueError(f"action {name!r} registered twice")
         self._actions[name] = handler
+
+    def form(self, spec: FormSpec) -> None:
+        """Register a form; add its submission handler with `action(spec.form_id, ...)`."""
+        if spec.form_id in self._forms:
+            raise ValueError(f"form {spec.form_id!r} registered twice")
+        command = normalise_command(spec.command) if spec.command else None
+        if command is not None and command in self._form_commands:
+            raise ValueError(f"form command {command!r} registered twice")
+        self._forms[spec.form_id] = spec
+        if command is not None:
+            self._form_commands[command] = spec
+
+    def find_form(self, form_id: str) -> FormSpec | None:
+        return self._forms.get(form_id)
+
+    def forms(self) -> list[FormSpec]:
+        return list(self._forms.values())
+
+    def form_for_command(self, text: str) -> FormSpec | None:
+        """The form a chat command such as "campaign new" opens, if any."""
+        return self._form_commands.get(normalise_command(text))
 
     def find(self, name: str) -> Command | None:
         return self._commands.get(name.lower())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -9,7 +10,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config.organisation import OrganisationConfig
-from bot.core.types import Actor, Identity, Person, Role
+from bot.core.types import Actor, Address, Identity, Person, Platform, Role
 from bot.storage.models import IdentityRow, PersonRow, TeamChannelRow, TeamMemberRow, TeamRow
 
 
@@ -241,3 +242,18 @@ async def is_known_identity(session: AsyncSession, platform: str, external_id: s
         )
     )
     return found is not None
+
+
+async def address_of(
+    session: AsyncSession, person_id: int, platforms: Sequence[str]
+) -> Address | None:
+    """Where to reach a person: the first of `platforms` they are on and haven't blocked."""
+    rows = (
+        await session.scalars(select(IdentityRow).where(IdentityRow.person_id == person_id))
+    ).all()
+    by_platform = {r.platform: r for r in rows if r.blocked_at is None}
+    for name in platforms:
+        identity = by_platform.get(name)
+        if identity is not None:
+            return Address.direct(Platform(name), identity.external_id)
+    return None

@@ -398,3 +398,84 @@ class LlmUsageRow(Base):
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     failures: Mapped[int] = mapped_column(default=0)
+
+
+# -- nudges ---------------------------------------------------------------------------------
+
+
+class CampaignRow(Base):
+    """A nudge campaign: its definition (from the organisation file or made in chat) and state.
+
+    The file is the source of truth for the campaigns it declares; `status` is what the
+    evangelist did in chat (pause, resume, end). Every change of the definition bumps `version`
+    and drops the nudges planned but not sent, so an edit changes only the future.
+    """
+
+    __tablename__ = "campaigns"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    origin: Mapped[str] = mapped_column(String(10), default="file")
+    """'file' (the organisation file) or 'chat' (made with `campaign new`)."""
+    definition: Mapped[dict[str, Any]]
+    """The campaign as `nudges.config.CampaignConfig` validates it."""
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    """'active', 'paused', 'ended' or 'removed' (no longer in the file)."""
+    version: Mapped[int] = mapped_column(default=1)
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]
+
+
+class NudgeRow(Base):
+    """One nudge to one person: planned, then claimed and sent exactly once, then answered.
+
+    `key` names the campaign slot (campaign, person, local day), so planning the same slot
+    twice, on any replica, inserts one row. Sending moves `status` from 'planned' to 'sent'
+    with a conditional UPDATE in the transaction that writes the outbox row.
+    """
+
+    __tablename__ = "nudges"
+    __table_args__ = (
+        Index("ix_nudges_due", "status", "send_at"),
+        Index("ix_nudges_person", "person_id", "send_at"),
+        Index("ix_nudges_campaign", "campaign_key", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(300), unique=True)
+    campaign_key: Mapped[str] = mapped_column(String(64))
+    campaign_version: Mapped[int] = mapped_column(default=1)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    slot_day: Mapped[date]
+    send_at: Mapped[datetime]
+    variant: Mapped[str] = mapped_column(String(20))
+    stage: Mapped[str] = mapped_column(String(20))
+    """The person's ladder stage when planned; the nudge asks for the next step."""
+    status: Mapped[str] = mapped_column(String(10), default="planned")
+    """'planned', 'sent' or 'skipped' (the policy said no at send time; see `reason`)."""
+    reason: Mapped[str | None] = mapped_column(String(100))
+    response: Mapped[str | None] = mapped_column(String(10))
+    """What they pressed: 'done', 'not_now', 'paused' or 'stopped'."""
+    test: Mapped[bool] = mapped_column(default=False)
+    """A test-send to the evangelist: outside the policy and the figures."""
+    planned_at: Mapped[datetime]
+    sent_at: Mapped[datetime | None]
+    responded_at: Mapped[datetime | None]
+
+
+class NudgePreferenceRow(Base):
+    """What a person told the bot about nudges, and where they stand on the ladder."""
+
+    __tablename__ = "nudge_preferences"
+
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), primary_key=True
+    )
+    opted_out_at: Mapped[datetime | None]
+    """Set: no nudges at all, until they opt back in themselves. Nobody else can undo it."""
+    paused_until: Mapped[datetime | None]
+    stopped: Mapped[list[str]] = mapped_column(JSON, default=list)
+    """Campaigns they stopped."""
+    stage: Mapped[str] = mapped_column(String(20), default="watch")
+    stage_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]

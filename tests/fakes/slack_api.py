@@ -2,7 +2,7 @@
 
 Point ``slack_sdk``'s ``AsyncWebClient(token="xoxb-...", base_url=fake.base_url)``
 at it.  Every call is recorded (see ``FakeHttpServer``); a handful of methods
-are stateful (messages per channel, views, uploads) and everything else
+are stateful (messages per channel, views, modals, uploads) and everything else
 answers ``{"ok": true}``.
 
 Slack quirks mirrored here:
@@ -72,7 +72,7 @@ class FakeSlackApi(FakeHttpServer):
     """Fake of ``https://slack.com/api/`` plus the files upload host.
 
     Preload ``users`` to control ``users.info``; inspect ``messages(channel)``,
-    ``ephemerals``, ``views``, ``uploaded`` and ``responses`` after the bot ran.
+    ``ephemerals``, ``views``, ``modals``, ``uploaded`` and ``responses`` after the bot ran.
     """
 
     def __init__(
@@ -93,6 +93,9 @@ class FakeSlackApi(FakeHttpServer):
         self.user = user
         self.users: dict[str, dict[str, Any]] = {}
         self.views: dict[str, dict[str, Any]] = {}
+        self.modals: list[dict[str, Any]] = []
+        """Modals opened with views.open, oldest first."""
+        self._used_triggers: set[str] = set()
         self.ephemerals: list[dict[str, Any]] = []
         self.uploaded: dict[str, bytes] = {}
         self.files: dict[str, dict[str, Any]] = {}
@@ -113,6 +116,7 @@ class FakeSlackApi(FakeHttpServer):
             "conversations.history": self._conversations_history,
             "conversations.replies": self._conversations_replies,
             "views.publish": self._views_publish,
+            "views.open": self._views_open,
             "users.info": self._users_info,
             "files.getUploadURLExternal": self._files_get_upload_url,
             "files.completeUploadExternal": self._files_complete_upload,
@@ -334,6 +338,23 @@ class FakeSlackApi(FakeHttpServer):
         }
         self.views[user_id] = published
         return {"ok": True, "view": published}
+
+    def _views_open(self, call: RecordedCall) -> dict[str, Any]:
+        # A trigger_id opens one view, once (the 3-second expiry is not modelled).
+        trigger_id = _required(call, "trigger_id", "invalid_trigger_id")
+        if trigger_id in self._used_triggers:
+            raise SlackError("exchanged_trigger_id")
+        view = call.json_field("view")
+        if not isinstance(view, dict) or view.get("type") != "modal":
+            raise SlackError("invalid_arguments")
+        title = (view.get("title") or {}).get("text", "")
+        if not title or len(title) > 24:
+            raise SlackError("invalid_arguments")  # Slack: "must be less than 25 characters"
+        self._used_triggers.add(trigger_id)
+        opened = {**view, "id": f"V{next(self._ids):08d}", "team_id": self.team_id}
+        opened["state"] = {"values": {}}
+        self.modals.append(opened)
+        return {"ok": True, "view": opened}
 
     # -- files (upload v2 flow) ------------------------------------------
 

@@ -2,14 +2,16 @@
 
 Plain text is a direct message to the bot; `/evangelist …` is the slash command; `#channel text`
 posts in a channel (mention the bot with `@evangelist`); a number presses that button. Lines
-starting with ':' are console commands (`:help`).
+starting with ':' are console commands (`:help`). A message with a form starts a dialogue that
+asks its questions one at a time, and the answers are sent like a submitted Slack modal.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import uuid
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, TextIO
 
@@ -22,12 +24,14 @@ from bot.core.types import (
     AddressKind,
     ButtonPress,
     ChannelMessage,
+    Form,
     HomeOpened,
     IncomingMessage,
     MemberJoined,
     MessageRef,
     Platform,
 )
+from bot.platforms.console.forms import FormCancelled, fill_in
 from bot.platforms.console.platform import ConsoleEntry, ConsolePlatform
 from bot.platforms.markup import to_plain
 from bot.services.chat import ChatService
@@ -50,7 +54,9 @@ CONSOLE_HELP = """Console commands:
   :reply <number>        the page replies to question #<number> (as if you answered there)
   :people                who is in the organisation file
   :channels              the channels you are in
-  :quit                  leave (end of input does the same)"""
+  :quit                  leave (end of input does the same)
+When I send a form, I ask its questions one by one: Enter skips an optional one,
+a number picks a choice, `cancel` stops the form."""
 
 GENERAL = "#general"
 
@@ -59,6 +65,13 @@ GENERAL = "#general"
 class PressableButton:
     action: str
     value: str
+    where: Address
+    message: MessageRef
+
+
+@dataclass
+class PendingForm:
+    form: Form
     where: Address
     message: MessageRef
 
@@ -94,6 +107,10 @@ class ConsoleSession:
         self._seen: dict[str, set[str]] = {}
         """Message ids each person has been shown (updates are shown again)."""
         self._name = handle
+        self._forms: list[PendingForm] = []
+        """Forms shown to the person, asked once the line that brought them is handled."""
+        self._script: Iterator[str] | None = None
+        self._read: Callable[[str], str] = input
         platform.subscribe(self._show)
 
     # -- who am I -------------------------------------------------------------------------
@@ -136,9 +153,11 @@ class ConsoleSession:
                 "of the public asking on our page; `:as ravi` lets you answer as the expert."
             )
         source = iter(lines) if lines is not None else None
+        # A form's answers are the lines that follow, from the script or the terminal.
+        self._script, self._read = source, read or input
         while True:
             try:
-                line = next(source) if source is not None else (read or input)(f"{self.handle}> ")
+                line = next(source) if source is not None else self._read(f"{self.handle}> ")
             except (EOFError, StopIteration, KeyboardInterrupt):
                 break
             line = line.rstrip("\n")
@@ -153,8 +172,17 @@ class ConsoleSession:
         text = line.strip()
         if not text or text.startswith("//"):
             return True
+        going_on = True
         if text.startswith(":"):
-            return await self._console_command(text[1:].strip())
+            going_on = await self._console_command(text[1:].strip())
+        else:
+            await self._say(text)
+        if going_on:
+            await self._fill_in_forms()
+        return going_on
+
+    async def _say(self, text: str) -> None:
+        """A line for the bot: a button number, the slash command, a channel post or a DM."""
         if text.isdigit():
             await self._press(int(text))
         elif text.startswith("/evangelist"):
@@ -183,7 +211,38 @@ class ConsoleSession:
                     where=Address.direct(Platform.CONSOLE, self.handle),
                 )
             )
-        return True
+
+    async def _fill_in_forms(self) -> None:
+        """Ask the questions of each form shown; a form sent back (to fix) is asked again."""
+        while self._forms:
+            pending = self._forms.pop(0)
+            try:
+                answers = fill_in(pending.form, self._answer, self._print)
+            except FormCancelled:
+                self._print("(form cancelled)")
+                continue
+            except (EOFError, StopIteration):
+                self._print("(form cancelled: no more input)")
+                self._forms.clear()
+                return
+            await self._submit(
+                ButtonPress(
+                    self._event_id(),
+                    self.actor,
+                    pending.form.id,
+                    json.dumps(answers),
+                    pending.where,
+                    pending.message,
+                )
+            )
+
+    def _answer(self, prompt: str) -> str:
+        if self._script is None:
+            return self._read(prompt)
+        line = next(self._script).rstrip("\n")
+        if self.echo:
+            self._print(f"{prompt}{line}")
+        return line
 
     async def _post_in_channel(self, text: str) -> None:
         channel, _, body = text.partition(" ")
@@ -345,6 +404,9 @@ class ConsoleSession:
                 labels.append(f"[{number}] {button.label}")
             lines.append("  " + "  ".join(labels))
         self._print("\n".join(lines))
+        if entry.message.form is not None:
+            ref = MessageRef(Platform.CONSOLE, entry.conversation, entry.message_id)
+            self._forms.append(PendingForm(entry.message.form, self._where_of(entry), ref))
 
     def _where_of(self, entry: ConsoleEntry) -> Address:
         if entry.conversation.startswith(("dm:", "home:")):

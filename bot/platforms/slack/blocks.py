@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from bot.core.types import ButtonStyle, OutgoingMessage
+from bot.core.types import FORM_OPEN_ACTION, Button, ButtonStyle, OutgoingMessage
 from bot.platforms.markup import to_slack
 
 ACTION_PREFIX = "ev:"
 SECTION_LIMIT = 3000  # Slack's limit for a section's text
 MAX_BLOCKS = 50
+OPEN_FORM_LABEL = "Open the form"
 
 
 def render_blocks(message: OutgoingMessage) -> list[dict[str, Any]]:
@@ -31,9 +32,15 @@ def render_blocks(message: OutgoingMessage) -> list[dict[str, Any]]:
                 "elements": [{"type": "mrkdwn", "text": to_slack(message.context)[:SECTION_LIMIT]}],
             }
         )
-    if message.buttons:
+    buttons = message.buttons
+    if message.form is not None:
+        # A modal can only be opened with the trigger_id of an interaction, so a message
+        # carries the form behind a button (PLATFORM-FACTS §A.5).
+        opener = Button(FORM_OPEN_ACTION, OPEN_FORM_LABEL, message.form.id, ButtonStyle.PRIMARY)
+        buttons = (opener, *buttons)
+    if buttons:
         elements = []
-        for index, button in enumerate(message.buttons[:25]):
+        for index, button in enumerate(buttons[:25]):
             element: dict[str, Any] = {
                 "type": "button",
                 # action_id must be unique within the block, so the index rides along.

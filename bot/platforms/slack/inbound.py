@@ -11,23 +11,27 @@ from __future__ import annotations
 import json
 import logging
 import re
+from collections.abc import Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
-from aiohttp import web
+from aiohttp import ClientError, web
 from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
 from slack_bolt.async_app import AsyncAck, AsyncApp, AsyncBoltContext
+from slack_sdk.errors import SlackClientError
 from slack_sdk.http_retry.builtin_async_handlers import AsyncRateLimitErrorRetryHandler
 from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bot.config.settings import Settings
 from bot.core.types import (
+    FORM_OPEN_ACTION,
     Actor,
     Address,
     AddressKind,
     ButtonPress,
     ChannelMessage,
+    FormField,
     ForwardedMessage,
     HomeOpened,
     IncomingMessage,
@@ -37,6 +41,7 @@ from bot.core.types import (
     ReactionAdded,
 )
 from bot.platforms.slack.blocks import ACTION_PREFIX, parse_action
+from bot.platforms.slack.modals import CALLBACK_PREFIX, form_id_of, read_state, render_modal
 from bot.services.chat import ChatService
 
 log = logging.getLogger(__name__)
@@ -143,6 +148,7 @@ class SlackInbound:
         app.command("/evangelist")(self._on_command)
         app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(self._on_action)
         app.message_shortcut(SEND_TO_DESK)(self._on_send_to_desk)
+        app.view(re.compile(f"^{re.escape(CALLBACK_PREFIX)}"))(self._on_view_submission)
 
     async def _on_mention(
         self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
@@ -211,6 +217,11 @@ class SlackInbound:
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
+        spec = self.chat.registry.form_for_command(body.get("text", ""))
+        if spec is not None and await self._open_form(
+            body.get("trigger_id"), body.get("user_id", ""), spec.form_id
+        ):
+            return
         where = Address(
             SLACK,
             AddressKind.EPHEMERAL,
@@ -236,6 +247,8 @@ class SlackInbound:
         channel = (body.get("channel") or {}).get("id")
         container = body.get("container") or {}
         name, value = parse_action(action.get("action_id", ""), action.get("value"))
+        if name == FORM_OPEN_ACTION and await self._open_form(body.get("trigger_id"), user, value):
+            return
         if body.get("response_url") or (channel and body.get("response_urls")):
             where = Address(
                 SLACK,
@@ -254,6 +267,52 @@ class SlackInbound:
         event_id = f"action:{user}:{action.get('action_ts') or body.get('trigger_id')}"
         await self.chat.handle(ButtonPress(event_id, _actor(user), name, value, where, message))
 
+    async def _open_form(self, trigger_id: str | None, user: str, form_id: str) -> bool:
+        """Open a registered form as a modal; False sends the person down the chat path.
+
+        That path answers with the form behind a button, or with the usual polite refusal for
+        someone without the permission. views.open must come within 3 s of the trigger
+        (PLATFORM-FACTS §A.2), so this runs right after the ack.
+        """
+        spec = self.chat.registry.find_form(form_id)
+        if spec is None or not trigger_id or not await self.chat.may(_actor(user), spec.permission):
+            return False
+        try:
+            await self.client.views_open(trigger_id=trigger_id, view=render_modal(spec.build()))
+        except (SlackClientError, ClientError, TimeoutError) as exc:
+            # e.g. expired_trigger_id: the chat path still answers, with the form's button.
+            log.warning("could not open the %s form for %s: %r", form_id, user, exc)
+            return False
+        except Exception:
+            log.exception("could not open the %s form for %s", form_id, user)
+            return False
+        return True
+
+    async def _on_view_submission(
+        self, ack: AsyncAck, body: dict[str, Any], view: dict[str, Any]
+    ) -> None:
+        """A submitted modal: errors go back into the modal; good answers become a ButtonPress.
+
+        The confirmation arrives as a direct message: a modal has no conversation to answer in.
+        """
+        user = (body.get("user") or {}).get("id", "")
+        form_id = form_id_of(str(view.get("callback_id") or ""))
+        spec = self.chat.registry.find_form(form_id)
+        answers: dict[str, str] = {}
+        if spec is not None:
+            form = spec.build()
+            answers = read_state(form, (view.get("state") or {}).get("values"))
+            errors = spec.validate(answers)
+            if errors:
+                await ack(response_action="errors", errors=_modal_errors(form.fields, errors))
+                return
+        await ack()
+        event_id = f"view:{user}:{view.get('id') or body.get('trigger_id')}"
+        where = Address.direct(SLACK, user)
+        await self.chat.handle(
+            ButtonPress(event_id, _actor(user), form_id, json.dumps(answers), where)
+        )
+
     async def _on_send_to_desk(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         """The "Send to question desk" message shortcut: the message becomes a question."""
         await ack()
@@ -270,6 +329,16 @@ class SlackInbound:
         event_id = f"shortcut:{user}:{body.get('action_ts') or body.get('trigger_id')}"
         text = _plain_links(str(message.get("text") or ""))
         await self.chat.handle(ForwardedMessage(event_id, _actor(user), text, where))
+
+
+def _modal_errors(fields: Sequence[FormField], errors: dict[str, str]) -> dict[str, str]:
+    """Errors keyed by input block; one about no particular field goes on the first."""
+    ids = {f.id for f in fields}
+    keyed: dict[str, str] = {}
+    for field_id, message in errors.items():
+        block = field_id if field_id in ids or not fields else fields[0].id
+        keyed[block] = f"{keyed[block]} {message}" if block in keyed else message
+    return keyed
 
 
 def _actor(user: str) -> Actor:

@@ -38,7 +38,7 @@ from bot.core.types import (
     Profile,
     ReactionAdded,
 )
-from bot.platforms.teams.cards import parse_submit
+from bot.platforms.teams.cards import is_form_submit, parse_form_submit, parse_submit
 from bot.services.chat import ChatService
 from bot.storage import conversations, directory
 from bot.storage.database import Database
@@ -178,7 +178,7 @@ class TeamsInbound:
         where = Address.to_channel(TEAMS, conversation)
         event_id = activity.id or f"{activity.type}:{conversation}:{activity.timestamp}"
         if activity.type == ActivityTypes.message:
-            submitted = parse_submit(activity.value)
+            submitted = self._submitted(activity.value)
             if submitted is not None:
                 message = (
                     MessageRef(TEAMS, conversation, activity.reply_to_id)
@@ -211,6 +211,15 @@ class TeamsInbound:
             ]
         return []
 
+    def _submitted(self, data: Any) -> tuple[str, str] | None:
+        """(action, value) of one of our cards' submits; a form's value is its JSON answers."""
+        submitted = parse_submit(data)
+        if submitted is None or not is_form_submit(data):
+            return submitted
+        spec = self.chat.registry.find_form(submitted[0])
+        field_ids = [f.id for f in spec.build().fields] if spec is not None else None
+        return submitted[0], parse_form_submit(data, field_ids)
+
     async def _on_invoke(self, context: TurnContext) -> None:
         activity = context.activity
         if activity.name == "composeExtension/submitAction":
@@ -226,7 +235,7 @@ class TeamsInbound:
         if not isinstance(action, dict):
             await _invoke_response(context, 400, {"code": "BadRequest", "message": "no action"})
             return
-        submitted = parse_submit(action.get("data")) or (_text(action.get("verb")), "")
+        submitted = self._submitted(action.get("data")) or (_text(action.get("verb")), "")
         where = Address.to_channel(TEAMS, activity.conversation.id)
         await self.chat.handle(
             ButtonPress(

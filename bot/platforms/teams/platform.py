@@ -220,7 +220,7 @@ class TeamsPlatform:
 
 
 def _activity(message: OutgoingMessage) -> Activity:
-    if not message.buttons and not message.sections and not message.context:
+    if not (message.buttons or message.sections or message.context or message.form):
         return MessageFactory.text(to_plain(message.text))
     activity = MessageFactory.attachment(CardFactory.adaptive_card(render_card(message)))
     activity.summary = to_plain(message.text)[:200]
