@@ -286,8 +286,8 @@ def _jobs(bot: Evangelist) -> list[Job]:
         jobs.append(Job("questions.escalate", 30, bot.desk.run_due))
 
     if bot.nudges is not None:
-        jobs.append(Job("nudges.plan", 300, bot.nudges.plan))
-        jobs.append(Job("nudges.send", 30, bot.nudges.send_due))
+        jobs.append(Job("nudges.plan", 300, bot.nudges.run_due, at_start=True))
+        jobs.append(Job("nudges.send", 30, bot.nudges.send_due, at_start=True))
 
     if bot.poller is not None and bot.poller.configs and bot.console is None:
         # The console is a local demo: it never reaches out to real brand pages.

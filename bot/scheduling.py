@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
@@ -33,6 +34,9 @@ class Job:
     id: str
     seconds: float
     run: Callable[[], Awaitable[Any]]
+    at_start: bool = False
+    """Also run as soon as this process becomes the leader (work that is due must not wait
+    for a whole interval after a start or a takeover)."""
 
 
 class Leadership:
@@ -117,6 +121,7 @@ class JobScheduler:
                 id=job.id,
                 name=job.id,
                 replace_existing=True,
+                **({"next_run_time": datetime.now(UTC)} if job.at_start else {}),
             )
         scheduler.start()
         self._scheduler = scheduler

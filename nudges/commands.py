@@ -494,12 +494,26 @@ def _status(campaign: Campaign) -> str:
     return campaign.status
 
 
+DAY_NAMES = {
+    "mon": "Monday",
+    "tue": "Tuesday",
+    "wed": "Wednesday",
+    "thu": "Thursday",
+    "fri": "Friday",
+    "sat": "Saturday",
+    "sun": "Sunday",
+}
+
+
 def describe(campaign: CampaignConfig) -> str:
-    """One line on who a campaign is for and when, for lists and confirmations."""
+    """When a campaign asks, in words: 'every Tuesday at 10:30, local time'."""
     cadence = campaign.cadence
     if cadence.once is not None:
-        when = f"once on {cadence.once:%d %B %Y} at {cadence.at:%H:%M}"
+        when = f"once, on {cadence.once:%d %B %Y} at {cadence.at:%H:%M}"
     else:
-        every = "every week" if cadence.every_weeks == 1 else f"every {cadence.every_weeks} weeks"
-        when = f"{every} on {cadence.day} at {cadence.at:%H:%M}"
+        day = DAY_NAMES.get(cadence.day or "", cadence.day or "")
+        every = {1: "every", 2: "every other"}.get(
+            cadence.every_weeks, f"every {cadence.every_weeks} weeks on a"
+        )
+        when = f"{every} {day} at {cadence.at:%H:%M}"
     return f"{when}, local time"

@@ -56,6 +56,8 @@ HORIZON = timedelta(hours=24)
 """Planned nudges due within this are stored; later ones are planned again on later runs."""
 SEND_BATCH = 50
 """Nudges claimed and written to the outbox per transaction."""
+PLAN_BATCH = 1000
+"""Planned nudges inserted per transaction."""
 
 PLANNED, SENT, SKIPPED = "planned", "sent", "skipped"
 COUNTED = (PLANNED, SENT)
@@ -370,9 +372,10 @@ class NudgeService:
         )
         near = [p for p in planned if p.send_at < now + HORIZON]
         added = 0
-        for start in range(0, len(near), 1000):
+        for start in range(0, len(near), PLAN_BATCH):
+            batch = near[start : start + PLAN_BATCH]
             async with self.db.transaction() as session:
-                added += await self._insert(session, near[start : start + 1000], ids, versions, now)
+                added += await self._insert(session, batch, ids, versions, now)
         if added:
             log.info("planned %s nudge(s) due in the next %s", added, HORIZON)
         return added

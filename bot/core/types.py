@@ -396,6 +396,17 @@ class ReactionAdded:
 
 
 @dataclass(frozen=True, slots=True)
+class StatusChanged:
+    """A person's status on a platform says whether they are out of office (Slack status)."""
+
+    event_id: str
+    actor: Actor
+    away: bool
+    until: datetime | None = None
+    """When the status expires, if the platform says."""
+
+
+@dataclass(frozen=True, slots=True)
 class HomeOpened:
     event_id: str
     actor: Actor
@@ -423,4 +434,5 @@ InboundEvent = (
     | ReactionAdded
     | HomeOpened
     | ForwardedMessage
+    | StatusChanged
 )

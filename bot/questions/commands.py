@@ -118,7 +118,7 @@ class DeskCommands:
         row = await ctx.session.get(PersonRow, ctx.person.id)
         if row is None:
             return
-        row.away_until = until
+        row.away_until, row.away_source = until, "command"
         local = as_utc(until).astimezone(ZoneInfo(ctx.person.timezone))
         ctx.reply(
             f"Noted: no questions or nudges until {local:%A %d %B, %H:%M} your time. Enjoy! "
@@ -128,7 +128,7 @@ class DeskCommands:
     async def back(self, ctx: CommandContext) -> None:
         row = await ctx.session.get(PersonRow, ctx.person.id)
         if row is not None:
-            row.away_until = None
+            row.away_until, row.away_source = None, None
         ctx.reply("Welcome back! Questions and nudges can reach you again.")
 
     async def handles(self, ctx: CommandContext) -> None:

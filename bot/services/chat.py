@@ -39,6 +39,7 @@ from bot.core.types import (
     OutgoingMessage,
     Person,
     ReactionAdded,
+    StatusChanged,
 )
 from bot.delivery import outbox
 from bot.observability import Metrics
@@ -118,6 +119,8 @@ class ChatService:
         ):
             # Chatter no capability wants is counted, and nothing is written or kept.
             return True
+        if isinstance(event, StatusChanged):
+            return await self._status_changed(event)
         try:
             event = await self._introduce(event, people)
             async with self.db.transaction() as session:
@@ -159,6 +162,29 @@ class ChatService:
                 session, actor.platform.value, actor.user_id
             )
         return person is not None and allowed(person, permission)
+
+    async def _status_changed(self, event: StatusChanged) -> bool:
+        """Out of office by a platform status: held like `away`, cleared when the status ends.
+
+        Statuses change all day across a workspace: only people we know are looked at, nobody
+        is created, and a status never clears an absence the person told the bot about.
+        """
+        platform = event.actor.platform.value
+        try:
+            async with self.db.transaction() as session:
+                now = self.clock.now()
+                person = await directory.person_by_identity(session, platform, event.actor.user_id)
+                if person is None:
+                    return True
+                if not await events.mark_processed(session, platform, event.event_id, now):
+                    return False
+                await directory.set_away_from_status(
+                    session, person.id, platform, event.away, event.until, now
+                )
+        except Exception:
+            self.metrics.event_errors.labels(platform).inc()
+            log.exception("handling status change %s failed", event.event_id)
+        return True
 
     async def _introduce(
         self, event: InboundEvent, people: PeopleDirectory | None = None

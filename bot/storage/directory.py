@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config.organisation import OrganisationConfig
+from bot.core.clock import as_utc
 from bot.core.types import Actor, Address, Identity, Person, Platform, Role
 from bot.storage.models import IdentityRow, PersonRow, TeamChannelRow, TeamMemberRow, TeamRow
 
@@ -257,3 +258,29 @@ async def address_of(
         if identity is not None:
             return Address.direct(Platform(name), identity.external_id)
     return None
+
+
+STATUS_AWAY_DEFAULT = timedelta(days=14)
+"""How long an out-of-office status without an expiry holds (it is cleared when it changes)."""
+
+
+async def set_away_from_status(
+    session: AsyncSession,
+    person_id: int,
+    platform: str,
+    away: bool,
+    until: datetime | None,
+    now: datetime,
+) -> None:
+    """Record or clear an absence a platform status announced (see `PersonRow.away_source`)."""
+    row = await session.get(PersonRow, person_id)
+    if row is None:
+        return
+    told_us = (
+        row.away_source == "command" and row.away_until is not None and as_utc(row.away_until) > now
+    )
+    if away and not told_us:
+        row.away_until = until if until is not None and until > now else now + STATUS_AWAY_DEFAULT
+        row.away_source = platform
+    elif not away and row.away_source == platform:
+        row.away_until, row.away_source = None, None

@@ -50,7 +50,10 @@ class PersonRow(Base):
     """True when the person is listed in the organisation file."""
     welcomed_at: Mapped[datetime | None]
     away_until: Mapped[datetime | None]
-    """Out of office: no questions are routed to them until then."""
+    """Out of office: no questions or nudges reach them until then."""
+    away_source: Mapped[str | None] = mapped_column(String(10))
+    """Who said so: 'command' (they told the bot) or a platform's status ('slack'). A status
+    that ends clears only what a status set."""
     questions_paused_until: Mapped[datetime | None]
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]

@@ -1,4 +1,4 @@
-"""nudge campaigns, planned and sent nudges, nudge preferences
+"""nudge campaigns, planned and sent nudges, nudge preferences; who set someone's absence
 
 Revision ID: 0005
 Revises: 0004
@@ -21,6 +21,8 @@ BIG_ID = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 
 
 def upgrade() -> None:
+    with op.batch_alter_table("people") as batch:
+        batch.add_column(sa.Column("away_source", sa.String(length=10), nullable=True))
     op.create_table(
         "campaigns",
         sa.Column("key", sa.String(length=64), nullable=False),
@@ -89,3 +91,5 @@ def downgrade() -> None:
     op.drop_index("ix_nudges_due", table_name="nudges")
     op.drop_table("nudges")
     op.drop_table("campaigns")
+    with op.batch_alter_table("people") as batch:
+        batch.drop_column("away_source")

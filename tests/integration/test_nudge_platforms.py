@@ -8,6 +8,8 @@ each platform delivers presses. A double click is two platform events with their
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from datetime import timedelta
+from typing import Any
 
 import aiohttp
 import pytest
@@ -15,8 +17,9 @@ from sqlalchemy import select
 
 from bot.app import build
 from bot.config.organisation import parse_organisation
-from bot.core.clock import FrozenClock
-from bot.storage.models import NudgePreferenceRow, NudgeRow, ParticipationRow
+from bot.core.clock import FrozenClock, as_utc
+from bot.core.types import Actor, Platform, StatusChanged
+from bot.storage.models import NudgePreferenceRow, NudgeRow, ParticipationRow, PersonRow
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, RunningBot, make_settings, serving
 from tests.fakes.bot_connector import FakeBotConnector
 from tests.fakes.slack_api import FakeSlackApi
@@ -32,6 +35,7 @@ from tests.integration.test_question_desk_platforms import (
     shown,
     words,
 )
+from tests.integration.test_slack import wait_processed, wait_until
 
 TOM_SLACK, TOM_TEAMS = "U0TOM0001", "29:1tom"
 
@@ -168,3 +172,75 @@ async def test_teams_not_now_then_done_double_clicked(teams: Teams, clock: Froze
     assert await state(teams.bot) == (["nudge_done"], "done", "react")
     said = " ".join(words(a) for a in teams.fake.activities(chat))
     assert "No problem, Tom" in said and "Thank you, Tom!" in said and "Already noted" in said
+
+
+def status_event(user: str, text: str, emoji: str, expiration: int = 0) -> dict[str, Any]:
+    """`user_status_changed` as Slack sends it (the profile fields that matter)."""
+    return {
+        "type": "user_status_changed",
+        "user": {
+            "id": user,
+            "team_id": "T0001",
+            "name": user.lower(),
+            "profile": {
+                "status_text": text,
+                "status_emoji": emoji,
+                "status_expiration": expiration,
+                "real_name": "Someone",
+            },
+        },
+        "event_ts": "1772445600.000100",
+    }
+
+
+async def away_source_is(running: RunningBot, source: str | None) -> bool:
+    return (await person_row(running, "tom")).away_source == source
+
+
+async def person_row(running: RunningBot, key: str) -> PersonRow:
+    async with running.bot.db.transaction() as session:
+        row = await session.scalar(select(PersonRow).where(PersonRow.key == key))
+    assert row is not None
+    return row
+
+
+async def test_an_out_of_office_status_on_slack_holds_nudges_until_it_ends(
+    slack: Slack, clock: FrozenClock
+) -> None:
+    back = clock.now() + timedelta(days=3)
+    await slack.event(status_event(TOM_SLACK, "Vacationing", ":palm_tree:", int(back.timestamp())))
+    await wait_until(lambda: away_source_is(slack.bot, "slack"), "Tom to be away by his status")
+    tom = await person_row(slack.bot, "tom")
+    assert as_utc(tom.away_until) == back  # type: ignore[arg-type]
+    nudges = slack.bot.bot.nudges
+    assert nudges is not None
+    assert await nudges.plan() == 0  # today's one-off is held: he is away
+
+    # Back early: the status is cleared, and so is the absence it set.
+    await slack.event(status_event(TOM_SLACK, "", ""))
+    await wait_until(lambda: away_source_is(slack.bot, None), "Tom's status to clear")
+    tom = await person_row(slack.bot, "tom")
+    assert tom.away_until is None
+    assert await nudges.plan() == 1
+
+    # People the bot doesn't know are not created by their statuses.
+    stranger = Actor(Platform.SLACK, "U0STRANGER")
+    assert await slack.bot.bot.chat.handle(StatusChanged("Ev-stranger", stranger, True))
+    async with slack.bot.bot.db.transaction() as session:
+        assert await session.scalar(select(PersonRow).where(PersonRow.key.like("slack:%"))) is None
+
+
+async def test_a_status_never_clears_an_absence_the_person_told_the_bot(
+    slack: Slack, clock: FrozenClock
+) -> None:
+    nudges = slack.bot.bot.nudges
+    assert nudges is not None
+    async with slack.bot.bot.db.transaction() as session:
+        row = await session.scalar(select(PersonRow).where(PersonRow.key == "tom"))
+        assert row is not None
+        row.away_until, row.away_source = clock.now() + timedelta(days=5), "command"
+    for event_id, status in (("Ev-meeting", "In a meeting"), ("Ev-cleared", "")):
+        await slack.event(status_event(TOM_SLACK, status, ""), event_id=event_id)
+        await wait_processed(slack.bot, event_id)
+    tom = await person_row(slack.bot, "tom")
+    assert tom.away_source == "command" and tom.away_until is not None

@@ -8,8 +8,9 @@ points), and what the bot sent is read back from the console platform.
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -470,6 +471,20 @@ async def test_editing_a_campaign_changes_only_the_future(
 # -- crashes -------------------------------------------------------------------------------------
 
 
+def dies_on_the_second_call(real: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """`real`, except that its second call fails as if the process died at that point."""
+    calls = 0
+
+    async def wrapper(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise ConnectionError("the process died here")
+        return await real(*args, **kwargs)
+
+    return wrapper
+
+
 async def plan_both(bot: Evangelist, clock: FrozenClock) -> None:
     """Plan as the scheduler would (a day ahead), then stop at Tuesday 15:45 UTC, both due."""
     assert bot.nudges is not None
@@ -490,16 +505,7 @@ async def test_a_crash_while_sending_loses_nothing_and_sends_nothing_twice(
     import nudges.service as service_module
 
     real = service_module.outbox.enqueue
-    calls = 0
-
-    async def dies_on_the_second(*args: object, **kwargs: object) -> bool:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise ConnectionError("the process died here")
-        return await real(*args, **kwargs)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(service_module.outbox, "enqueue", dies_on_the_second)
+    monkeypatch.setattr(service_module.outbox, "enqueue", dies_on_the_second_call(real))
     with pytest.raises(ConnectionError):
         await bot.nudges.send_due()
     monkeypatch.setattr(service_module.outbox, "enqueue", real)
@@ -561,3 +567,24 @@ async def test_planning_twice_or_on_two_processes_plans_once(
         assert await outbox_count(bot) == 2
     finally:
         await other.db.close()
+
+
+async def test_a_crash_in_the_middle_of_planning_is_finished_by_the_next_run(
+    nudge_bot: tuple[Evangelist, FrozenClock], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    bot, clock = nudge_bot
+    assert bot.nudges is not None
+    import nudges.service as service_module
+
+    clock.advance(hours=22)  # Tuesday 10:00 UTC: Tom's and Noah's nudges are within a day
+    monkeypatch.setattr(service_module, "PLAN_BATCH", 1)
+    real = service_module.NudgeService._insert
+    monkeypatch.setattr(service_module.NudgeService, "_insert", dies_on_the_second_call(real))
+    with pytest.raises(ConnectionError):
+        await bot.nudges.plan()
+    assert len(await rows(bot)) == 1  # the first batch committed, the second did not
+    monkeypatch.setattr(service_module.NudgeService, "_insert", real)
+    assert await bot.nudges.plan() == 1  # the rest; the first is not planned twice
+    await advance(bot, clock, hours=6)
+    assert len(nudges_in(bot, "tom")) == 1 and len(nudges_in(bot, "noah")) == 1
+    assert await outbox_count(bot) == 2

@@ -194,8 +194,8 @@ class Slack:
         ) as response:
             assert response.status == 200, await response.text()
 
-    async def event(self, event: dict[str, Any]) -> None:
-        body = json.dumps(event_envelope(event))
+    async def event(self, event: dict[str, Any], *, event_id: str | None = None) -> None:
+        body = json.dumps(event_envelope(event, event_id=event_id))
         async with self.http.post(
             f"{self.bot.url}/slack/events", data=body, headers=slack_headers(body)
         ) as response:

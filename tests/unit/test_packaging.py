@@ -48,6 +48,7 @@ EVENT_SCOPES: dict[str, set[str]] = {
     "reaction_added": {"reactions:read"},
     "member_joined_channel": {"channels:read", "groups:read"},
     "app_home_opened": set(),
+    "user_status_changed": {"users:read"},
 }
 # Web API methods and app features the service uses, and the bot-token scopes they need.
 FEATURE_SCOPES: dict[str, set[str]] = {

@@ -12,6 +12,7 @@ import json
 import logging
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -39,6 +40,7 @@ from bot.core.types import (
     MessageRef,
     Platform,
     ReactionAdded,
+    StatusChanged,
 )
 from bot.platforms.slack.blocks import ACTION_PREFIX, parse_action
 from bot.platforms.slack.modals import CALLBACK_PREFIX, form_id_of, read_state, render_modal
@@ -145,6 +147,7 @@ class SlackInbound:
         app.event("reaction_added")(self._on_reaction)
         app.event("member_joined_channel")(self._on_member_joined)
         app.event("app_home_opened")(self._on_home_opened)
+        app.event("user_status_changed")(self._on_status_changed)
         app.command("/evangelist")(self._on_command)
         app.action(re.compile(f"^{re.escape(ACTION_PREFIX)}"))(self._on_action)
         app.message_shortcut(SEND_TO_DESK)(self._on_send_to_desk)
@@ -214,6 +217,14 @@ class SlackInbound:
         if event.get("tab") != "home":
             return
         await self.chat.handle(HomeOpened(_event_id(body), _actor(event.get("user", ""))))
+
+    async def _on_status_changed(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+        user: dict[str, Any] = event["user"] if isinstance(event.get("user"), dict) else {}
+        profile: dict[str, Any] = user["profile"] if isinstance(user.get("profile"), dict) else {}
+        if not isinstance(user.get("id"), str) or not user["id"]:
+            return
+        away, until = away_from_status(profile)
+        await self.chat.handle(StatusChanged(_event_id(body), _actor(user["id"]), away, until))
 
     async def _on_command(self, ack: AsyncAck, body: dict[str, Any]) -> None:
         await ack()
@@ -339,6 +350,35 @@ def _modal_errors(fields: Sequence[FormField], errors: dict[str, str]) -> dict[s
         block = field_id if field_id in ids or not fields else fields[0].id
         keyed[block] = f"{keyed[block]} {message}" if block in keyed else message
     return keyed
+
+
+AWAY_EMOJI = frozenset(
+    {
+        ":palm_tree:",
+        ":desert_island:",
+        ":beach_with_umbrella:",
+        ":airplane:",
+        ":face_with_thermometer:",
+    }
+)
+AWAY_WORDS = re.compile(
+    r"\b(out of (the )?office|ooo|on (holiday|vacation|leave|pto)|vacationing|annual leave|"
+    r"parental leave|sick( leave)?|off sick|away until)\b",
+    re.IGNORECASE,
+)
+
+
+def away_from_status(profile: dict[str, Any]) -> tuple[bool, datetime | None]:
+    """Whether a Slack status says out of office (Slack's own "Vacationing" and "Out sick"
+    presets, or words to that effect), and until when if it expires."""
+    text = str(profile.get("status_text") or "")
+    emoji = str(profile.get("status_emoji") or "")
+    away = emoji in AWAY_EMOJI or AWAY_WORDS.search(text) is not None
+    expiration = profile.get("status_expiration")
+    until = None
+    if away and isinstance(expiration, int | float) and expiration > 0:
+        until = datetime.fromtimestamp(expiration, UTC)
+    return away, until
 
 
 def _actor(user: str) -> Actor:
