@@ -109,6 +109,9 @@ class Evangelist:
                 log.exception("closing the Socket Mode connection failed")
         self.dispatcher.stop()
         for task in self._tasks:
+            if task.get_name() == "routing":
+                task.cancel()  # retrains forever; nothing to finish
+        for task in self._tasks:
             try:
                 await asyncio.wait_for(task, timeout=20)
             except (TimeoutError, asyncio.CancelledError):
@@ -279,7 +282,8 @@ def _jobs(bot: Evangelist) -> list[Job]:
             log.info("pruned %s processed-event marks older than 7 days", removed)
 
     jobs = [
-        Job("outbox.recover", 15, bot.dispatcher.recover_expired),
+        # At start too: rows a crashed process held are picked up as soon as their lease ends.
+        Job("outbox.recover", 15, bot.dispatcher.recover_expired, at_start=True),
         Job("events.prune", 3600, prune_events),
     ]
     if bot.desk is not None:

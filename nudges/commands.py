@@ -158,14 +158,14 @@ class NudgeCommands:
             extra = f" Campaigns you stopped stay stopped ({stopped})."
         else:
             extra = ""
-        ctx.reply(
-            (
-                "Welcome back! Nudges are on again: at most one a week."
-                if was_out
-                else "Nudges are on for you."
-            )
-            + extra
+        policy = self.service.org.nudges
+        often = messages.how_often(policy.max_nudges, policy.per_days)
+        opening = (
+            f"Welcome back! Nudges are on again: at most {often}."
+            if was_out
+            else "Nudges are on for you."
         )
+        ctx.reply(opening + extra)
 
     async def _pause(self, ctx: CommandContext, rest: str) -> None:
         until = parse_until(rest, ctx.now, ctx.person.timezone) if rest else None

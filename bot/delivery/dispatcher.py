@@ -162,7 +162,9 @@ class Dispatcher:
     async def _deliver(self, row: outbox.ClaimedRow) -> None:
         platform = self.platforms[row.platform]
         async with self.db.transaction() as session:
-            if not await outbox.mark_sending(session, row.id, self.worker_id, self.clock.now()):
+            if not await outbox.mark_sending(
+                session, row.id, self.worker_id, self.clock.now(), self.lease
+            ):
                 log.warning("outbox row %s was taken over by another worker", row.id)
                 return
         started = time.perf_counter()

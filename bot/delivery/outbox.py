@@ -142,12 +142,24 @@ async def claim_due(
     return claimed
 
 
-async def mark_sending(session: AsyncSession, row_id: int, worker: str, now: datetime) -> bool:
-    """The last write before the platform call: from here on the outcome may be unknown."""
+async def mark_sending(
+    session: AsyncSession, row_id: int, worker: str, now: datetime, lease: timedelta
+) -> bool:
+    """The last write before the platform call: from here on the outcome may be unknown.
+
+    The lease starts again here: a batch claimed long ago (rows wait their turn behind the
+    rate limits) must not look abandoned while this very send is in flight, or recovery would
+    put it back and it would go twice.
+    """
     result = await session.execute(
         update(OutboxRow)
         .where(OutboxRow.id == row_id, OutboxRow.status == CLAIMED, OutboxRow.claimed_by == worker)
-        .values(status=SENDING, sending_since=now, attempts=OutboxRow.attempts + 1)
+        .values(
+            status=SENDING,
+            sending_since=now,
+            lease_until=now + lease,
+            attempts=OutboxRow.attempts + 1,
+        )
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
 

@@ -140,6 +140,32 @@ async def test_crash_between_claim_and_sending_mark_is_released(
     assert len(fake_slack.calls_to("chat.postMessage")) == 1
 
 
+async def test_a_send_that_starts_late_in_its_batch_is_not_taken_for_abandoned(
+    slack_outbox: tuple[Evangelist, CrashingSlack], clock: FrozenClock
+) -> None:
+    """A row claimed long ago (it waited behind the rate limits) gets a fresh lease when its
+    send starts, so recovery does not put it back while the platform call is in flight."""
+    bot, _ = slack_outbox
+    await _enqueue(bot, "late")
+    worker = bot.dispatcher.worker_id
+    async with bot.db.transaction() as session:
+        await outbox.claim_due(
+            session,
+            worker=worker,
+            now=clock.now(),
+            lease=bot.dispatcher.lease,
+            limit=10,
+            platforms=("slack",),
+        )
+    clock.advance(seconds=61)  # the claim's lease has run out by the time this row's turn comes
+    row = await _row(bot, "late")
+    async with bot.db.transaction() as session:
+        assert await outbox.mark_sending(session, row.id, worker, clock.now(), bot.dispatcher.lease)
+    clock.advance(seconds=20)  # the platform call is slow; recovery runs meanwhile
+    assert await bot.dispatcher.recover_expired() == 0
+    assert (await _row(bot, "late")).status == outbox.SENDING
+
+
 async def test_crash_after_send_before_record_is_reconciled_not_resent(
     slack_outbox: tuple[Evangelist, CrashingSlack], fake_slack: FakeSlackApi, clock: FrozenClock
 ) -> None:
