@@ -76,32 +76,42 @@ class Dispatcher:
         self.concurrency = concurrency
         self.sleep = sleep
         self.rng = rng or random.Random()
-        self._wake = asyncio.Event()
+        self._wakes = {name: asyncio.Event() for name in platforms}
         self._stopping = False
 
     def poke(self) -> None:
         """Tell the loop there is new work (called after a transaction enqueued messages)."""
-        self._wake.set()
+        for wake in self._wakes.values():
+            wake.set()
 
     # -- the loop ---------------------------------------------------------------------------
 
     async def run(self, poll_seconds: float = 1.0) -> None:
-        """Dispatch until `stop()`; wakes on `poke()` or every `poll_seconds`."""
+        """Dispatch until `stop()`; wakes on `poke()` or every `poll_seconds`.
+
+        Each platform has a loop of its own, so rows waiting for one platform's rate limits
+        never hold up another's (a batch is only done when all its rows are).
+        """
+        await asyncio.gather(*(self._run_platform(name, poll_seconds) for name in self._wakes))
+
+    async def _run_platform(self, platform: str, poll_seconds: float) -> None:
+        wake = self._wakes[platform]
         while not self._stopping:
-            self._wake.clear()
+            wake.clear()
             try:
-                sent = await self.dispatch_once()
+                sent = await self.dispatch_once((platform,))
             except Exception:
-                log.exception("outbox dispatch failed; retrying shortly")
+                log.exception("outbox dispatch for %s failed; retrying shortly", platform)
                 sent = 0
             if sent or self._stopping:
                 continue
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout=poll_seconds)
+                await asyncio.wait_for(wake.wait(), timeout=poll_seconds)
 
     def stop(self) -> None:
         self._stopping = True
-        self._wake.set()
+        for wake in self._wakes.values():
+            wake.set()
 
     async def drain(self, max_rounds: int = 100) -> int:
         """Dispatch until nothing is due now (console and tests); returns rows handled."""
@@ -115,8 +125,8 @@ class Dispatcher:
 
     # -- one round --------------------------------------------------------------------------
 
-    async def dispatch_once(self) -> int:
-        """Claim one batch and deliver it; returns how many rows were handled."""
+    async def dispatch_once(self, platforms: tuple[str, ...] | None = None) -> int:
+        """Claim one batch (of `platforms`, default all) and deliver it; returns rows handled."""
         now = self.clock.now()
         async with self.db.transaction() as session:
             rows = await outbox.claim_due(
@@ -125,7 +135,7 @@ class Dispatcher:
                 now=now,
                 lease=self.lease,
                 limit=self.batch_size,
-                platforms=tuple(self.platforms),
+                platforms=platforms or tuple(self.platforms),
             )
         if not rows:
             return 0
@@ -133,33 +143,39 @@ class Dispatcher:
         for row in rows:
             groups[(row.platform, row.address.destination_key())].append(row)
         gate = asyncio.Semaphore(self.concurrency)
-
-        async def run_group(group: list[outbox.ClaimedRow]) -> None:
-            async with gate:
-                await self._deliver_group(group)
-
-        await asyncio.gather(*(run_group(g) for g in groups.values()))
+        await asyncio.gather(*(self._deliver_group(g, gate) for g in groups.values()))
         return len(rows)
 
-    async def _deliver_group(self, rows: list[outbox.ClaimedRow]) -> None:
-        # Rows to one destination go in order, one at a time, as the platforms rate-limit them.
+    async def _deliver_group(self, rows: list[outbox.ClaimedRow], gate: asyncio.Semaphore) -> None:
+        """Rows to one destination go in order, one at a time, as the platforms rate-limit them.
+
+        A row waits for its slot outside `gate`, so rows waiting on one platform's limits never
+        hold up another platform's. The slot is taken (recorded) in the same step as the check
+        that found it free, with no await in between, so concurrent groups cannot take it twice.
+        """
         for index, row in enumerate(rows):
             limiter = self.limiters.get(row.platform)
-            if limiter is not None:
-                wait = limiter.wait_time(row.address.destination_key(), self._seconds())
+            key = row.address.destination_key()
+            reserved: float | None = None
+            while limiter is not None:
+                wait = limiter.wait_time(key, self._seconds())
+                if wait <= 0:
+                    reserved = self._seconds()
+                    limiter.record(key, reserved)
+                    break
                 if wait > MAX_INLINE_WAIT:
                     await self._defer([r.id for r in rows[index:]], wait)
                     return
-                if wait > 0:
-                    await self.sleep(wait)
-            await self._deliver(row)
+                await self.sleep(wait)
+            async with gate:
+                await self._deliver(row, reserved)
 
     async def _defer(self, row_ids: list[int], wait: float) -> None:
         at = self.clock.now() + timedelta(seconds=wait)
         async with self.db.transaction() as session:
             await outbox.release(session, row_ids, self.worker_id, at=at)
 
-    async def _deliver(self, row: outbox.ClaimedRow) -> None:
+    async def _deliver(self, row: outbox.ClaimedRow, reserved: float | None = None) -> None:
         platform = self.platforms[row.platform]
         async with self.db.transaction() as session:
             if not await outbox.mark_sending(
@@ -167,10 +183,11 @@ class Dispatcher:
             ):
                 log.warning("outbox row %s was taken over by another worker", row.id)
                 return
-        started = time.perf_counter()
         limiter = self.limiters.get(row.platform)
-        if limiter is not None:
-            limiter.record(row.address.destination_key(), self._seconds())
+        if limiter is not None and reserved is not None:
+            # The slot was taken before the database write; the send leaves now.
+            limiter.restamp(row.address.destination_key(), reserved, self._seconds())
+        started = time.perf_counter()
         try:
             payload = await self._resolve_update(row)
             ref = await send(platform, row.operation, row.address, payload, row.attachment, row.key)

@@ -7,6 +7,7 @@ is "at most N sends in W seconds", checked on a sliding window of send times; a 
 
 from __future__ import annotations
 
+import bisect
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -44,11 +45,18 @@ class _Window:
     paused_until: float = 0.0
 
 
+MARGIN = 0.03
+"""Each window is kept this much longer than documented: a send is recorded when it leaves
+and counted by the platform when it arrives, and a few milliseconds of jitter at the edge of
+a window would otherwise cost a 429 (and at least a second's `Retry-After`)."""
+
+
 class RateLimiter:
     """Decides when the next send to a destination may happen. Time is passed in, never read."""
 
-    def __init__(self, limits: PlatformLimits) -> None:
+    def __init__(self, limits: PlatformLimits, margin: float = MARGIN) -> None:
         self.limits = limits
+        self.margin = margin
         self._destinations: dict[str, _Window] = {}
         self._overall = _Window()
 
@@ -68,6 +76,20 @@ class RateLimiter:
         if self.limits.overall:
             self._overall.times.append(now)
 
+    def restamp(self, destination: str, reserved: float, now: float) -> None:
+        """Move a send recorded at `reserved` (when its slot was taken) to `now` (when it
+        really leaves), so the windows hold against what the platform counts on arrival."""
+        windows = [self._overall] if self.limits.overall else []
+        if self.limits.per_destination and destination in self._destinations:
+            windows.append(self._destinations[destination])
+        for window in windows:
+            try:
+                window.times.remove(reserved)
+            except ValueError:
+                continue  # already out of the window
+            position = bisect.bisect_right(window.times, now)
+            window.times.insert(position, now)
+
     def pause(self, destination: str | None, until: float) -> None:
         """Stop sending to one destination, or (None) to the whole platform, until `until`."""
         window = (
@@ -83,21 +105,22 @@ class RateLimiter:
         for key in [k for k, w in self._destinations.items() if _idle(w, now, horizon)]:
             del self._destinations[key]
 
-    @staticmethod
-    def _window_wait(window: _Window, rules: tuple[Rule, ...], now: float) -> float:
+    def _window_wait(self, window: _Window, rules: tuple[Rule, ...], now: float) -> float:
         if not rules:
             return 0.0
-        longest = max(rule.seconds for rule in rules)
+        stretch = 1 + self.margin
+        longest = max(rule.seconds for rule in rules) * stretch
         while window.times and window.times[0] <= now - longest:
             window.times.popleft()
         wait = 0.0
         for rule in rules:
             # Sends are in time order: the rule is full when its count-th latest send is
             # still inside the window, and frees up when that send leaves it.
+            seconds = rule.seconds * stretch
             if len(window.times) >= rule.count:
                 oldest_counted = window.times[-rule.count]
-                if oldest_counted > now - rule.seconds:
-                    wait = max(wait, oldest_counted + rule.seconds - now)
+                if oldest_counted > now - seconds:
+                    wait = max(wait, oldest_counted + seconds - now)
         return wait
 
 

@@ -3,8 +3,8 @@
 ``FakeSlackApi`` (``tests.fakes.slack_api``) and ``FakeBotConnector``
 (``tests.fakes.bot_connector``) are aiohttp servers bound to 127.0.0.1 on an
 ephemeral port, meant to run inside a test's event loop.  The machinery they
-share -- call recording, waiting on calls and fault injection -- lives here in
-``FakeHttpServer``.
+share -- call recording, waiting on calls, fault injection and opt-in rate
+limiting -- lives here in ``FakeHttpServer``.
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import socket
 import struct
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
@@ -24,7 +25,14 @@ from typing import Any, Self
 from aiohttp import web
 from multidict import CIMultiDict
 
-__all__ = ["FakeHttpServer", "Fault", "RecordedCall", "Responder", "build_response"]
+__all__ = [
+    "FakeHttpServer",
+    "Fault",
+    "RateLimit",
+    "RecordedCall",
+    "Responder",
+    "build_response",
+]
 
 Responder = Callable[["RecordedCall"], Awaitable[web.StreamResponse]]
 
@@ -72,6 +80,8 @@ class RecordedCall:
     raw_body: bytes = b""
     failed: bool = False
     fault: Fault | None = None
+    throttled: bool = False
+    """Answered 429 by a rate limit set with ``FakeHttpServer.enforce_rate``."""
 
     @property
     def authorization(self) -> str | None:
@@ -121,6 +131,51 @@ def build_response(
     return web.Response(status=status, body=json.dumps(body).encode(), headers=hdrs)
 
 
+CallMatcher = str | Collection[str] | Callable[[RecordedCall], bool]
+
+
+@dataclass
+class RateLimit:
+    """A sliding-window rate limit enforced by a fake; returned by ``enforce_rate``.
+
+    A call it ``applies_to`` is accepted while, for every ``(count, seconds)``
+    rule, fewer than ``count`` calls were accepted in the last ``seconds``
+    (counted per ``per_key(call)``, or over all its calls when ``per_key`` is
+    ``None``).  Throttled calls do not count towards the window.
+    """
+
+    applies_to: Callable[[RecordedCall], bool]
+    rules: tuple[tuple[int, float], ...]
+    per_key: Callable[[RecordedCall], str] | None = None
+    retry_after: float | None = None
+    """Fixed ``Retry-After``; ``None`` answers the whole seconds until the window frees up."""
+    accepted: int = 0
+    throttled: int = 0
+    _windows: dict[str, deque[float]] = field(default_factory=dict, repr=False)
+
+    def key_of(self, call: RecordedCall) -> str:
+        return self.per_key(call) if self.per_key is not None else ""
+
+    def wait(self, call: RecordedCall, now: float) -> float:
+        """Seconds until ``call`` would be accepted (0 when it is accepted now)."""
+        times = self._windows.get(self.key_of(call))
+        if not times:
+            return 0.0
+        longest = max(seconds for _, seconds in self.rules)
+        while times and times[0] <= now - longest:
+            times.popleft()
+        wait = 0.0
+        for count, seconds in self.rules:
+            # The rule is full while its count-th latest accepted call is inside the window.
+            if len(times) >= count and times[-count] > now - seconds:
+                wait = max(wait, times[-count] + seconds - now)
+        return wait
+
+    def accept(self, call: RecordedCall, now: float) -> None:
+        self._windows.setdefault(self.key_of(call), deque()).append(now)
+        self.accepted += 1
+
+
 class FakeHttpServer:
     """Base class: an aiohttp server on 127.0.0.1 that records calls and injects faults.
 
@@ -137,6 +192,9 @@ class FakeHttpServer:
         self._changed = asyncio.Condition()
         self._stopping = asyncio.Event()
         self.calls: list[RecordedCall] = []
+        self.rate_limits: list[RateLimit] = []
+        self.rate_clock: Callable[[], float] = time.monotonic
+        """Time source of ``enforce_rate``'s windows; tests may replace it."""
 
     # -- lifecycle -------------------------------------------------------
 
@@ -225,7 +283,8 @@ class FakeHttpServer:
             return "nothing"
         parts = []
         for call in self.calls:
-            parts.append(f"{call.http_method} {call.name}{_fault_label(call.fault)}")
+            label = " [throttled 429]" if call.throttled else _fault_label(call.fault)
+            parts.append(f"{call.http_method} {call.name}{label}")
         return ", ".join(parts)
 
     def clear_calls(self) -> None:
@@ -272,6 +331,64 @@ class FakeHttpServer:
         queue = self._faults.get(name)
         return queue.popleft() if queue else None
 
+    # -- rate limits -----------------------------------------------------
+
+    def enforce_rate(
+        self,
+        match: CallMatcher,
+        rules: Sequence[tuple[int, float]],
+        *,
+        per_key: Callable[[RecordedCall], str] | None = None,
+        retry_after: float | None = None,
+    ) -> RateLimit:
+        """Answer 429 with ``Retry-After`` to calls beyond ``rules``, as the platforms do.
+
+        ``match`` is a call name, a collection of names or a predicate on the
+        ``RecordedCall``.  Each rule is ``(count, seconds)``: at most ``count``
+        accepted calls in any ``seconds``, per ``per_key(call)`` (e.g. the
+        channel) or over all matching calls.  A call must pass every limit that
+        matches it; one that does not is recorded as failed and ``throttled``,
+        answered with the fake's default 429 body, and does not count towards
+        any window.  A queued ``fail_next`` fault takes precedence (such a call
+        is not counted either).  Off unless called; returns the limit, whose
+        ``accepted`` and ``throttled`` count what it saw.
+        """
+        if not rules or any(count < 1 or seconds <= 0 for count, seconds in rules):
+            raise ValueError(f"rules must be (count >= 1, seconds > 0) pairs, not {rules!r}")
+        limit = RateLimit(
+            applies_to=_matcher(match),
+            rules=tuple((int(count), float(seconds)) for count, seconds in rules),
+            per_key=per_key,
+            retry_after=retry_after,
+        )
+        self.rate_limits.append(limit)
+        return limit
+
+    def clear_rate_limits(self) -> None:
+        """Stop enforcing every rate limit."""
+        self.rate_limits.clear()
+
+    def _throttle(self, call: RecordedCall) -> Fault | None:
+        """Accept ``call`` in every matching limit, or return the 429 that refuses it."""
+        limits = [limit for limit in self.rate_limits if limit.applies_to(call)]
+        if not limits:
+            return None
+        now = self.rate_clock()
+        waits = [(limit, limit.wait(call, now)) for limit in limits]
+        refusing = [(limit, wait) for limit, wait in waits if wait > 0]
+        if not refusing:
+            for limit in limits:
+                limit.accept(call, now)
+            return None
+        for limit, _ in refusing:
+            limit.throttled += 1
+        fixed = [limit.retry_after for limit, _ in refusing if limit.retry_after is not None]
+        # Slack and the Bot Connector send whole seconds (slack_sdk parses it with int()).
+        seconds = max(fixed) if fixed else max(1, math.ceil(max(w for _, w in refusing)))
+        text = str(int(seconds)) if float(seconds).is_integer() else str(seconds)
+        body = self._default_fault_body(call.name, 429)
+        return Fault(status=429, headers={"Retry-After": text}, body=body)
+
     # -- request pipeline for subclasses ----------------------------------
 
     def _add_routes(self, app: web.Application) -> None:
@@ -287,7 +404,7 @@ class FakeHttpServer:
         raw_body: bytes,
         respond: Responder,
     ) -> web.StreamResponse:
-        """Record the request, then answer it with a queued fault or ``respond``."""
+        """Record the request, then answer it with a queued fault, a 429 or ``respond``."""
         fault = self._pop_fault(name)
         call = RecordedCall(
             name=name,
@@ -298,9 +415,11 @@ class FakeHttpServer:
             headers=CIMultiDict(request.headers),
             received_at=time.monotonic(),
             raw_body=raw_body,
-            failed=fault is not None and fault.fails,
-            fault=fault,
         )
+        if fault is None and self.rate_limits:
+            fault = self._throttle(call)
+            call.throttled = fault is not None
+        call.failed, call.fault = fault is not None and fault.fails, fault
         await self._record(call)
         if fault is None:
             return await respond(call)
@@ -327,6 +446,13 @@ class FakeHttpServer:
         # has to sit out a long injected delay.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stopping.wait(), seconds)
+
+
+def _matcher(match: CallMatcher) -> Callable[[RecordedCall], bool]:
+    if callable(match):
+        return match
+    names = frozenset([match] if isinstance(match, str) else match)
+    return lambda call: call.name in names
 
 
 def _fault_label(fault: Fault | None) -> str:

@@ -316,6 +316,66 @@ async def test_rate_limit_without_handler_raises(
     assert caught.value.response.headers["Retry-After"] == "1"
 
 
+async def test_enforced_rate_limit_answers_429_per_channel_and_overall(
+    slack: FakeSlackApi, client: AsyncWebClient
+) -> None:
+    now = [100.0]
+    slack.rate_clock = lambda: now[0]
+    per_channel = slack.enforce_rate(
+        "chat.postMessage", [(2, 2.0)], per_key=lambda call: str(call.params["channel"])
+    )
+    overall = slack.enforce_rate("chat.postMessage", [(3, 1.0)])
+
+    await client.chat_postMessage(channel="C1", text="1")
+    await client.chat_postMessage(channel="C1", text="2")
+    with pytest.raises(SlackApiError) as caught:
+        await client.chat_postMessage(channel="C1", text="3")  # C1 is full for 2 s
+    assert caught.value.response.status_code == 429
+    assert caught.value.response["error"] == "ratelimited"
+    assert caught.value.response.headers["Retry-After"] == "2"
+    await client.chat_postMessage(channel="C2", text="4")
+    with pytest.raises(SlackApiError):
+        await client.chat_postMessage(channel="C3", text="5")  # 3 accepted this second
+    await client.auth_test()  # not matched: never limited
+
+    now[0] += 1.0
+    await client.chat_postMessage(channel="C3", text="6")
+    now[0] += 1.0
+    await client.chat_postMessage(channel="C1", text="7")
+
+    assert [m["text"] for m in slack.messages("C1")] == ["1", "2", "7"]
+    throttled = [c.throttled for c in slack.calls_to("chat.postMessage")]
+    assert throttled == [False, False, True, False, True, False, False]
+    assert len(slack.calls_to("chat.postMessage", ok_only=True)) == 5
+    assert (per_channel.accepted, per_channel.throttled) == (5, 1)
+    assert (overall.accepted, overall.throttled) == (5, 1)
+    assert "POST chat.postMessage [throttled 429]" in slack.describe_calls()
+    slack.clear_rate_limits()
+    for text in "abc":
+        await client.chat_postMessage(channel="C1", text=text)
+
+
+async def test_enforced_rate_limit_on_connector_with_fixed_retry_after(
+    connector: FakeBotConnector, adapter: CloudAdapter
+) -> None:
+    connector.rate_clock = lambda: 0.0
+    limit = connector.enforce_rate(
+        lambda call: call.name in {"send_to_conversation", "reply_to_activity"},
+        [(1, 1.0)],
+        retry_after=0.5,
+    )
+    await send_proactive(adapter, reference(connector), "first")
+    with pytest.raises(ErrorResponseException) as caught:
+        await send_proactive(adapter, reference(connector, "a:conv-2"), "second")
+    assert caught.value.response.status_code == 429
+    assert caught.value.response.headers["Retry-After"] == "0.5"
+    assert caught.value.error.error.code == "Throttled"
+    assert (limit.accepted, limit.throttled) == (1, 1)
+    assert [a["text"] for a in connector.activities()] == ["first"]
+    with pytest.raises(ValueError, match="rules"):
+        connector.enforce_rate("reply_to_activity", [(0, 1.0)])
+
+
 async def test_injected_application_error(slack: FakeSlackApi, client: AsyncWebClient) -> None:
     slack.fail_next(
         "chat.postMessage", status=200, body={"ok": False, "error": "channel_not_found"}

@@ -50,7 +50,7 @@ async def test_per_channel_rate_defers_instead_of_bursting(
         assert [t for t in sent if t.startswith("number")] == ["number 0", "number 1", "number 2"]
         assert "other channel" in sent
         assert await bot.dispatcher.dispatch_once() == 0  # the rest wait for the window
-        clock.advance(timedelta(seconds=3))
+        clock.advance(timedelta(seconds=4))
         await bot.dispatcher.drain()
         numbers = [
             e.message.text for e in recorder.entries.values() if e.message.text.startswith("number")

@@ -4,7 +4,7 @@ from bot.delivery.ratelimit import PlatformLimits, RateLimiter, Rule
 
 
 def test_per_destination_window() -> None:
-    limiter = RateLimiter(PlatformLimits(per_destination=(Rule(2, 1.0),)))
+    limiter = RateLimiter(PlatformLimits(per_destination=(Rule(2, 1.0),)), margin=0)
     assert limiter.wait_time("C1", 0.0) == 0
     limiter.record("C1", 0.0)
     limiter.record("C1", 0.2)
@@ -24,7 +24,7 @@ def test_teams_style_stacked_rules() -> None:
 
 
 def test_overall_limit_and_pause() -> None:
-    limiter = RateLimiter(PlatformLimits(overall=(Rule(3, 1.0),)))
+    limiter = RateLimiter(PlatformLimits(overall=(Rule(3, 1.0),)), margin=0)
     for i in range(3):
         limiter.record(f"C{i}", 0.0)
     assert limiter.wait_time("C9", 0.5) == 0.5
@@ -40,3 +40,12 @@ def test_idle_destinations_are_forgotten() -> None:
     limiter.forget_idle(5.0)
     assert limiter.wait_time("C1", 5.0) == 0
     assert not limiter._destinations
+
+
+def test_windows_are_kept_a_little_longer_than_documented() -> None:
+    """Jitter between recording a send and the platform counting it must not cost a 429."""
+    limiter = RateLimiter(PlatformLimits(per_destination=(Rule(1, 1.0),)), margin=0.03)
+    limiter.record("C1", 0.0)
+    assert limiter.wait_time("C1", 1.0) > 0  # the documented window alone would allow it
+    assert abs(limiter.wait_time("C1", 1.0) - 0.03) < 1e-9
+    assert limiter.wait_time("C1", 1.03) == 0
