@@ -97,6 +97,8 @@ class JobScheduler:
         self.retry_leadership = retry_leadership
         self._scheduler: AsyncIOScheduler | None = None
         self._campaign: asyncio.Task[None] | None = None
+        self._running: set[asyncio.Task[Any]] = set()
+        self._stopping = False
 
     async def start(self) -> None:
         self._campaign = asyncio.create_task(self._become_leader(), name="scheduler-leadership")
@@ -132,13 +134,23 @@ class JobScheduler:
 
     def _wrap(self, job: Job) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
+            task = asyncio.current_task()
+            if task is not None:
+                self._running.add(task)
             try:
                 await job.run()
+            except asyncio.CancelledError:
+                if not self._stopping:
+                    raise
+                log.info("scheduled job %s stopped with the scheduler", job.id)
             except Exception:
                 self.metrics.jobs.labels(job.id, "error").inc()
                 log.exception("scheduled job %s failed", job.id)
             else:
                 self.metrics.jobs.labels(job.id, "ok").inc()
+            finally:
+                if task is not None:
+                    self._running.discard(task)
 
         return run
 
@@ -155,5 +167,12 @@ class JobScheduler:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
+        # Jobs still running would outlive the database they use: stop them (their work is
+        # claimed in transactions, so what they had not committed is simply done next time).
+        self._stopping = True
+        running = [task for task in self._running if task is not asyncio.current_task()]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)
         await self.leadership.release()
         self.metrics.scheduler_leader.set(0)

@@ -79,6 +79,13 @@ class Dispatcher:
         self._wakes = {name: asyncio.Event() for name in platforms}
         self._stopping = False
 
+    def _calls(self, row: outbox.ClaimedRow) -> int:
+        """What sending `row` costs against the platform-wide rate (usually one call)."""
+        if row.operation != "send":
+            return 1
+        calls_to_send = getattr(self.platforms[row.platform], "calls_to_send", None)
+        return int(calls_to_send(row.address)) if calls_to_send is not None else 1
+
     def poke(self) -> None:
         """Tell the loop there is new work (called after a transaction enqueued messages)."""
         for wake in self._wakes.values():
@@ -157,11 +164,14 @@ class Dispatcher:
             limiter = self.limiters.get(row.platform)
             key = row.address.destination_key()
             reserved: float | None = None
+            calls = self._calls(row)
             while limiter is not None:
-                wait = limiter.wait_time(key, self._seconds())
+                wait = limiter.wait_time(key, self._seconds(), calls)
                 if wait <= 0:
                     reserved = self._seconds()
                     limiter.record(key, reserved)
+                    for _ in range(calls - 1):
+                        limiter.record_overall(reserved)
                     break
                 if wait > MAX_INLINE_WAIT:
                     await self._defer([r.id for r in rows[index:]], wait)

@@ -60,10 +60,13 @@ class RateLimiter:
         self._destinations: dict[str, _Window] = {}
         self._overall = _Window()
 
-    def wait_time(self, destination: str, now: float) -> float:
-        """Seconds until a send to `destination` is allowed (0 when it is allowed now)."""
+    def wait_time(self, destination: str, now: float, calls: int = 1) -> float:
+        """Seconds until a send to `destination` is allowed (0 when it is allowed now).
+
+        `calls` is what the send costs platform-wide (a Teams first contact is two calls).
+        """
         wait = max(0.0, self._overall.paused_until - now)
-        wait = max(wait, self._window_wait(self._overall, self.limits.overall, now))
+        wait = max(wait, self._window_wait(self._overall, self.limits.overall, now, calls))
         window = self._destinations.get(destination)
         if window is not None:
             wait = max(wait, window.paused_until - now)
@@ -75,6 +78,13 @@ class RateLimiter:
             self._destinations.setdefault(destination, _Window()).times.append(now)
         if self.limits.overall:
             self._overall.times.append(now)
+
+    def record_overall(self, now: float) -> None:
+        """A call the platform counts that is not a send of ours (a Teams first contact opens
+        the conversation with a call of its own before the message)."""
+        if self.limits.overall:
+            times = self._overall.times
+            times.insert(bisect.bisect_right(times, now), now)
 
     def restamp(self, destination: str, reserved: float, now: float) -> None:
         """Move a send recorded at `reserved` (when its slot was taken) to `now` (when it
@@ -105,7 +115,9 @@ class RateLimiter:
         for key in [k for k, w in self._destinations.items() if _idle(w, now, horizon)]:
             del self._destinations[key]
 
-    def _window_wait(self, window: _Window, rules: tuple[Rule, ...], now: float) -> float:
+    def _window_wait(
+        self, window: _Window, rules: tuple[Rule, ...], now: float, calls: int = 1
+    ) -> float:
         if not rules:
             return 0.0
         stretch = 1 + self.margin
@@ -117,8 +129,9 @@ class RateLimiter:
             # Sends are in time order: the rule is full when its count-th latest send is
             # still inside the window, and frees up when that send leaves it.
             seconds = rule.seconds * stretch
-            if len(window.times) >= rule.count:
-                oldest_counted = window.times[-rule.count]
+            room = max(1, rule.count - calls + 1)  # sends that may be in the window already
+            if len(window.times) >= room:
+                oldest_counted = window.times[-room]
                 if oldest_counted > now - seconds:
                     wait = max(wait, oldest_counted + seconds - now)
         return wait

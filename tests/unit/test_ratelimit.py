@@ -49,3 +49,22 @@ def test_windows_are_kept_a_little_longer_than_documented() -> None:
     assert limiter.wait_time("C1", 1.0) > 0  # the documented window alone would allow it
     assert abs(limiter.wait_time("C1", 1.0) - 0.03) < 1e-9
     assert limiter.wait_time("C1", 1.03) == 0
+
+
+def test_a_platforms_own_calls_and_late_departures_count() -> None:
+    limiter = RateLimiter(PlatformLimits(overall=(Rule(2, 1.0),)), margin=0)
+    limiter.record("D1", 0.0)  # a send's slot, taken when it was free
+    limiter.record_overall(0.1)  # the platform opened a conversation first
+    assert limiter.wait_time("D2", 0.5) == 0.5  # two calls in the window: wait for the first
+    limiter.restamp("D1", reserved=0.0, now=0.4)  # the send really left later
+    assert abs(limiter.wait_time("D2", 0.5) - 0.6) < 1e-9  # …so the window frees later
+
+
+def test_a_send_that_costs_two_calls_waits_for_two_free_slots() -> None:
+    """A Teams first contact (open the conversation, then send) needs room for both."""
+    limiter = RateLimiter(PlatformLimits(overall=(Rule(3, 1.0),)), margin=0)
+    limiter.record("D1", 0.0)
+    limiter.record("D2", 0.2)
+    assert limiter.wait_time("D3", 0.5) == 0  # one call fits
+    assert limiter.wait_time("D3", 0.5, calls=2) == 0.5  # two fit once the first call leaves
+    assert limiter.wait_time("D3", 1.0, calls=2) == 0

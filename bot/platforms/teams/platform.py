@@ -24,7 +24,7 @@ from botbuilder.schema import (
 from bot.config.settings import Settings
 from bot.core.clock import Clock
 from bot.core.errors import DeliveryError, NotSupported
-from bot.core.types import Address, MessageRef, OutgoingMessage, Platform
+from bot.core.types import Address, AddressKind, MessageRef, OutgoingMessage, Platform
 from bot.platforms.markup import to_plain
 from bot.platforms.teams.cards import render_card
 from bot.storage import conversations
@@ -47,16 +47,29 @@ class TeamsPlatform:
         self.db = database
         self.settings = settings
         self.clock = clock
+        self._opened: set[str] = set()
+        """Users this process knows have a one-to-one conversation with the bot."""
 
     # -- the port -------------------------------------------------------------------------
+
+    def calls_to_send(self, address: Address) -> int:
+        """A first message to someone opens the conversation first: two calls the tenant's
+        rate limit counts (the dispatcher reserves both). Unknown until tried once, after a
+        restart: then the second slot may go unused."""
+        if address.kind is AddressKind.DIRECT and address.user not in self._opened:
+            return 2
+        return 1
 
     async def send_to_person(self, user: str, message: OutgoingMessage, *, key: str) -> MessageRef:
         async with self.db.transaction() as session:
             row = await conversations.personal_reference(session, TEAMS.value, user)
             reference = dict(row.reference) if row else None
         if reference is not None:
+            self._opened.add(user)
             return await self._send(reference, _activity(message))
-        return await self._create_and_send(user, _activity(message))
+        sent = await self._create_and_send(user, _activity(message))
+        self._opened.add(user)
+        return sent
 
     async def post_to_channel(
         self, channel: str, message: OutgoingMessage, *, key: str
