@@ -14,7 +14,7 @@ from bot.config.base import WEEKDAYS
 from bot.config.organisation import OrganisationConfig, load_organisation
 from bot.core.errors import ConfigurationError
 from nudges.config import CampaignConfig
-from nudges.planner import PlannedNudge, Recipient, plan_people, team_closure
+from nudges.planner import PlannedNudge, Recipient, plan_people
 from nudges.policy import PersonState, Rules
 
 MAX_DAYS = 366
@@ -101,7 +101,7 @@ def preview(
     holidays = frozenset(org.questions.holidays)
     rules = Rules.from_config(org.nudges, holidays)
     warm_up = start - rules.per - timedelta(days=7)
-    teams = team_closure({t.id: t.parent for t in org.teams})
+    teams = org.audience_groups()
     # Planned past `end` as well, as the service always looks a cap window and a week ahead:
     # a plan cut at `end` would send the last week's held-back wishes late.
     planned = plan_people(

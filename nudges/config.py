@@ -12,7 +12,7 @@ campaigns:
     name: One reaction a week
     goal: More of us react to the page's posts
     owner: ada               # who runs it ("Why am I getting this?")
-    audience: {teams: [admissions], stages: [watch, react]}
+    audience: {teams: [admissions], stages: [watch, react]}   # also roles, channels, people
     cadence: {day: tue, at: "10:30"}        # or {day: tue, every_weeks: 2}, or {once: 2026-12-01}
     start: 2026-11-01
     end: 2027-03-31
@@ -121,14 +121,22 @@ class AudienceConfig(Strict):
     """Members of these teams and of their sub-teams."""
     roles: list[Role] = Field(default_factory=list)
     people: list[str] = Field(default_factory=list)
+    channels: list[str] = Field(default_factory=list)
+    """Members of the channels, as the organisation file knows them: the people in the teams
+    that list the channel (on any platform) under `channels`, with their sub-teams."""
     stages: list[Stage] = Field(default_factory=list)
     """Only people at these ladder stages (all stages when empty)."""
 
     @model_validator(mode="after")
     def _someone(self) -> AudienceConfig:
-        if not (self.everyone or self.teams or self.roles or self.people):
-            raise ValueError("name teams, roles or people (or set everyone: true)")
+        if not (self.everyone or self.teams or self.roles or self.people or self.channels):
+            raise ValueError("name teams, roles, channels or people (or set everyone: true)")
         return self
+
+
+def channel_key(channel: str) -> str:
+    """How a channel is named among team ids in the planner's group map (`audience_groups`)."""
+    return f"channel:{channel}"
 
 
 def check_placeholders(text: str) -> str:

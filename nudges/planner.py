@@ -25,7 +25,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from nudges.cadence import occurrences
-from nudges.config import CampaignConfig, Stage
+from nudges.config import CampaignConfig, Stage, channel_key
 from nudges.policy import PersonState, Rules, Windows, next_allowed
 
 MAX_DELAY = timedelta(days=7)
@@ -92,7 +92,9 @@ def in_audience(campaign: CampaignConfig, person: Recipient, teams: dict[str, se
         return True
     if any(role.value in person.roles for role in audience.roles):
         return True
-    return any(person.teams & teams.get(team, {team}) for team in audience.teams)
+    groups = [teams.get(team, {team}) for team in audience.teams]
+    groups += [teams.get(channel_key(channel), set()) for channel in audience.channels]
+    return any(person.teams & group for group in groups)
 
 
 def variant_for(campaign: CampaignConfig, person: str, stage: Stage) -> str | None:
@@ -358,7 +360,8 @@ class _Audience:
         self.people = frozenset(audience.people)
         self.roles = frozenset(role.value for role in audience.roles)
         self.teams: frozenset[str] = frozenset().union(
-            *(teams.get(team, {team}) for team in audience.teams)
+            *(teams.get(team, {team}) for team in audience.teams),
+            *(teams.get(channel_key(channel), set()) for channel in audience.channels),
         )
 
     def has_group(self, person: Recipient) -> bool:
@@ -397,6 +400,18 @@ def _preference(person: Recipient, at: datetime, wish: _Wish) -> tuple[float, in
     # Never reached them first, then the longest ago.
     staleness = float("-inf") if last is None else last.timestamp()
     return (staleness, -wish.campaign.priority, at, wish.campaign.id)
+
+
+def audience_groups(
+    parents: dict[str, str | None], channels: dict[str, list[str]]
+) -> dict[str, set[str]]:
+    """What the planner's `teams` argument wants: each team with its sub-teams, and each
+    channel (`channel_key`) with the teams that list it and their sub-teams."""
+    groups = team_closure(parents)
+    for team, listed in channels.items():
+        for channel in listed:
+            groups.setdefault(channel_key(channel), set()).update(groups.get(team, {team}))
+    return groups
 
 
 def team_closure(parents: dict[str, str | None]) -> dict[str, set[str]]:

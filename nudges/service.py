@@ -47,7 +47,7 @@ from bot.storage.models import (
 )
 from nudges import messages
 from nudges.config import CampaignConfig, Stage
-from nudges.planner import MAX_DELAY, PlannedNudge, Recipient, plan_people, team_closure
+from nudges.planner import MAX_DELAY, PlannedNudge, Recipient, plan_people
 from nudges.policy import PersonState, Rules, next_allowed, refusal
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ class NudgeService:
         self.on_enqueued = on_enqueued
         holidays = frozenset(organisation.questions.holidays)
         self.rules = Rules.from_config(organisation.nudges, holidays)
-        self.teams = team_closure({t.id: t.parent for t in organisation.teams})
+        self.teams = organisation.audience_groups()
         self.lookahead = self.rules.per + MAX_DELAY
         self._working_days = {
             p.id: frozenset(WEEKDAYS.index(d) for d in p.working_hours.days)

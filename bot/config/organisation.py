@@ -332,7 +332,32 @@ class OrganisationConfig(Strict):
             for j, ref in enumerate(campaign.audience.teams):
                 if ref not in team_ids:
                     problems.append(f"campaigns[{i}].audience.teams[{j}]: no team with id {ref!r}")
+            listed = set(self.team_channels())
+            for j, ref in enumerate(campaign.audience.channels):
+                if ref not in listed:
+                    problems.append(
+                        f"campaigns[{i}].audience.channels[{j}]: no team lists the channel "
+                        f"{ref!r} under its channels"
+                    )
         return problems
+
+    def team_channels(self) -> dict[str, list[str]]:
+        """Each channel named in a team's `channels` (any platform), with the teams naming it."""
+        found: dict[str, list[str]] = {}
+        for team in self.teams:
+            for channel in (*team.channels.slack, *team.channels.teams, *team.channels.console):
+                found.setdefault(channel, []).append(team.id)
+        return found
+
+    def audience_groups(self) -> dict[str, set[str]]:
+        """Teams with their sub-teams and channels with their teams, as campaigns select them."""
+        from nudges.planner import audience_groups
+
+        by_team: dict[str, list[str]] = {}
+        for channel, teams in self.team_channels().items():
+            for team in teams:
+                by_team.setdefault(team, []).append(channel)
+        return audience_groups({t.id: t.parent for t in self.teams}, by_team)
 
     def person(self, key: str) -> PersonConfig | None:
         return next((p for p in self.people if p.id == key), None)

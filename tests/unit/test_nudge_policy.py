@@ -25,6 +25,7 @@ from nudges.planner import (
     MAX_DELAY,
     PlannedNudge,
     Recipient,
+    audience_groups,
     in_audience,
     plan_people,
     plan_person,
@@ -207,6 +208,18 @@ def test_sub_teams_belong_to_their_parents() -> None:
     closure = team_closure({"uni": None, "admissions": "uni", "intl": "admissions"})
     assert closure["uni"] == {"uni", "admissions", "intl"}
     assert closure["intl"] == {"intl"}
+
+
+def test_channel_audiences_reach_the_teams_that_list_the_channel() -> None:
+    groups = audience_groups({"uni": None, "admissions": "uni"}, {"admissions": ["#adm"]})
+    by_channel = campaign(audience={"channels": ["#adm"]})
+    member = Recipient(PersonState("tom", BERLIN), "Tom", teams=frozenset({"admissions"}))
+    outsider = Recipient(PersonState("ana", BERLIN), "Ana", teams=frozenset({"uni"}))
+    assert in_audience(by_channel, member, groups) and not in_audience(by_channel, outsider, groups)
+    planned = plan_people(
+        Rules(), [by_channel], [member, outsider], utc(2026, 6, 1), utc(2026, 6, 8), teams=groups
+    )
+    assert [p.person for p in planned] == ["tom"]
 
 
 def test_a_year_of_planning_breaks_no_rule() -> None:

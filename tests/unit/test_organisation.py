@@ -178,3 +178,48 @@ language_model:
     ):
         assert path in problems, problems
     assert len(caught.value.problems) == 7
+
+
+CAMPAIGN_ORG = """
+organisation: {name: Northfield}
+people:
+  - {id: ada, name: Ada, roles: [evangelist]}
+  - {id: tom, name: Tom}
+  - {id: mia, name: Mia}
+teams:
+  - id: admissions
+    name: Admissions
+    members: [tom]
+    channels: {slack: [C0ADM], console: ["#admissions"]}
+  - {id: intake, name: Intake, parent: admissions, members: [mia]}
+campaigns:
+  - id: hello
+    name: Hello
+    owner: OWNER
+    audience: {channels: [CHANNEL], people: [PERSON]}
+    cadence: {once: 2026-12-01}
+    messages: {watch: ["Hi {first_name}!"]}
+"""
+
+
+def test_campaign_references_are_checked() -> None:
+    good = CAMPAIGN_ORG.replace("OWNER", "ada").replace("CHANNEL", '"#admissions"')
+    org = parse_organisation(good.replace("PERSON", "ada"))
+    # A channel's members: the teams that list it, with their sub-teams.
+    assert org.audience_groups()["channel:#admissions"] == {"admissions", "intake"}
+    assert org.audience_groups()["channel:C0ADM"] == {"admissions", "intake"}
+    bad = CAMPAIGN_ORG.replace("OWNER", "zed").replace("CHANNEL", "'#nowhere'")
+    with pytest.raises(ConfigurationError) as caught:
+        parse_organisation(bad.replace("PERSON", "nobody"))
+    problems = " ".join(caught.value.problems)
+    assert "campaigns[0].owner: no person with id 'zed'" in problems
+    assert "campaigns[0].audience.people[0]: no person with id 'nobody'" in problems
+    assert "campaigns[0].audience.channels[0]: no team lists the channel '#nowhere'" in problems
+
+
+def test_yaml_on_is_not_a_cadence_key() -> None:
+    """YAML 1.1 reads a bare `on:` as true: the one-off key is `once:`, and `on` is refused."""
+    text = CAMPAIGN_ORG.replace("OWNER", "ada").replace("CHANNEL", '"#admissions"')
+    text = text.replace("PERSON", "ada").replace("once: 2026-12-01", "on: 2026-12-01")
+    with pytest.raises(ConfigurationError):
+        parse_organisation(text)
