@@ -301,6 +301,14 @@ async def test_a_killed_service_sends_every_nudge_exactly_once_after_restarts(
     assert_database_agrees(rows, await nudge_rows(database_url))
 
 
+async def four_faults_arrived(fake: FakeSlackApi) -> None:
+    deadline = time.monotonic() + 10
+    # Recorded calls have no event of their own to wait on: poll the fake's list.
+    while sum(1 for c in fake.calls_to(POST) if c.fault is not None) < 4:
+        assert time.monotonic() < deadline, "the four faulty posts never arrived"
+        await asyncio.sleep(0.02)
+
+
 async def first_run_dies_mid_campaign(
     service: Service, fake: FakeSlackApi, database_url: str
 ) -> tuple[set[str], set[str]]:
@@ -315,13 +323,14 @@ async def first_run_dies_mid_campaign(
     # posts. Those come from the batch of 50 already claimed (at most 8 of which are in flight),
     # not from a later one, which is claimed only when this one is done: so all four arrive
     # while the first stalled ones are still unanswered.
-    before = len(fake.calls_to(POST))
     fake.fail_next(POST, status=None, delay=IN_FLIGHT, times=2)  # kept, answered late
     fake.fail_next(POST, status=None, delay=IN_FLIGHT, reset=True, times=2)  # dropped
-    calls = await service.until(fake.wait_for(POST, before + 4, timeout=10))
+    # Wait for the four faulty posts themselves: a post that arrived before the faults were
+    # queued may be recorded after them (recording waits for the fake's lock).
+    await service.until(four_faults_arrived(fake))
     await service.kill()
 
-    faults = [(c, c.fault) for c in calls[before:] if c.fault is not None]
+    faults = [(c, c.fault) for c in fake.calls_to(POST) if c.fault is not None]
     stalled = {outbox_key(call) for call, fault in faults if not fault.reset}
     lost = {outbox_key(call) for call, fault in faults if fault.reset}
     assert len(stalled) == 2 and len(lost) == 2
