@@ -336,14 +336,18 @@ class NudgeService:
     async def preferences(
         self, session: AsyncSession, person_id: int, now: datetime
     ) -> NudgePreferenceRow:
-        """The person's nudge preferences, created on first use."""
+        """The person's nudge preferences, created on first use (two presses at once create
+        one row: the insert ignores a row another transaction just made)."""
         row = await session.get(NudgePreferenceRow, person_id)
         if row is None:
-            row = NudgePreferenceRow(
-                person_id=person_id, stopped=[], stage=Stage.WATCH.value, updated_at=now
+            insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+            await session.execute(
+                insert(NudgePreferenceRow)
+                .values(person_id=person_id, stopped=[], stage=Stage.WATCH.value, updated_at=now)
+                .on_conflict_do_nothing(index_elements=["person_id"])
             )
-            session.add(row)
-            await session.flush()
+            row = await session.get(NudgePreferenceRow, person_id)
+        assert row is not None
         return row
 
     # -- planning --------------------------------------------------------------------------
