@@ -76,7 +76,7 @@ def test_unknown_placeholders_and_mixed_cadences_are_refused() -> None:
         campaign(messages={"watch": ["Hi {nmae}!"]})
     with pytest.raises(ValidationError, match="either day"):
         campaign(cadence={"day": "tue", "once": "2026-12-01"})
-    with pytest.raises(ValidationError, match="name teams, roles or people"):
+    with pytest.raises(ValidationError, match="name teams, roles, channels or people"):
         campaign(audience={"stages": ["watch"]})
     assert campaign(cadence={"day": "Tuesday"}).cadence.day == "tue"
 
