@@ -183,9 +183,7 @@ class NudgeCommands:
 
     async def _settings(self, ctx: CommandContext) -> OutgoingMessage:
         prefs = await self.service.preferences(ctx.session, ctx.person.id, ctx.now)
-        people, _ = await self.service.recipients(ctx.session, ctx.now, [ctx.person.id])
-        me = people.get(ctx.person.id)
-        stage = me.stage if me is not None else Stage(prefs.stage)
+        stage = await self.service.stage_of(ctx.session, ctx.person.id)
         lines = []
         if prefs.opted_out_at is not None:
             lines.append("- Nudges: **off** (you turned them off; say `nudges on` to undo)")
@@ -256,9 +254,7 @@ class NudgeCommands:
                 )
             )
             return
-        people, _ = await self.service.recipients(ctx.session, ctx.now, [ctx.person.id])
-        me = people.get(ctx.person.id)
-        stage = me.stage if me is not None else Stage(prefs.stage)
+        stage = await self.service.stage_of(ctx.session, ctx.person.id)
         ctx.reply(
             OutgoingMessage(
                 text=f"You're at {stage.value}.",
@@ -426,8 +422,7 @@ class NudgeCommands:
                 )
                 return
             person = found
-        people, _ = await self.service.recipients(ctx.session, ctx.now, [person.id])
-        stage = people[person.id].stage if person.id in people else Stage.WATCH
+        stage = await self.service.stage_of(ctx.session, person.id)
         variants = campaign.config.variants(stage)
         if not variants:
             ctx.reply(
@@ -445,8 +440,7 @@ class NudgeCommands:
         )
 
     async def _test(self, ctx: CommandContext, campaign: Campaign) -> None:
-        people, _ = await self.service.recipients(ctx.session, ctx.now, [ctx.person.id])
-        stage = people[ctx.person.id].stage if ctx.person.id in people else Stage.WATCH
+        stage = await self.service.stage_of(ctx.session, ctx.person.id)
         sent = await self.service.test_send(
             ctx.session, campaign.config, ctx.person.id, stage, ctx.now
         )

@@ -152,18 +152,12 @@ class NudgeService:
 
     async def campaigns(self, session: AsyncSession) -> dict[str, Campaign]:
         rows = (await session.scalars(select(CampaignRow).order_by(CampaignRow.key))).all()
-        found: dict[str, Campaign] = {}
-        for row in rows:
-            try:
-                config = CampaignConfig.model_validate(row.definition)
-            except ValueError:
-                log.exception("stored campaign %s no longer validates; it is skipped", row.key)
-                continue
-            found[row.key] = Campaign(config, row.status, row.version, row.origin)
-        return found
+        found = {row.key: _campaign(row) for row in rows}
+        return {key: campaign for key, campaign in found.items() if campaign is not None}
 
     async def campaign(self, session: AsyncSession, key: str) -> Campaign | None:
-        return (await self.campaigns(session)).get(key)
+        row = await session.get(CampaignRow, key)
+        return _campaign(row) if row is not None else None
 
     async def save_campaign(
         self, session: AsyncSession, config: CampaignConfig, *, by: str, now: datetime
@@ -332,6 +326,25 @@ class NudgeService:
             )
         slots = {found[pid].key: taken[pid] for pid in found if pid in taken}
         return found, slots
+
+    async def stage_of(self, session: AsyncSession, person_id: int) -> Stage:
+        """Where one person stands on the ladder: what they told us or did, whichever is
+        further (the same rule `recipients` applies to everyone)."""
+        told = await session.scalar(
+            select(NudgePreferenceRow.stage).where(NudgePreferenceRow.person_id == person_id)
+        )
+        kinds = await session.scalars(
+            select(ParticipationRow.kind)
+            .where(
+                ParticipationRow.person_id == person_id,
+                ParticipationRow.kind.in_(list(IMPLIED_STAGE)),
+            )
+            .distinct()
+        )
+        return max(
+            [Stage(told or Stage.WATCH.value), *(IMPLIED_STAGE[kind] for kind in kinds)],
+            key=lambda stage: stage.rank,
+        )
 
     async def preferences(
         self, session: AsyncSession, person_id: int, now: datetime
@@ -568,6 +581,15 @@ class NudgeService:
         """The scheduler's job: plan, then send what is due."""
         await self.plan()
         await self.send_due()
+
+
+def _campaign(row: CampaignRow) -> Campaign | None:
+    try:
+        config = CampaignConfig.model_validate(row.definition)
+    except ValueError:
+        log.exception("stored campaign %s no longer validates; it is skipped", row.key)
+        return None
+    return Campaign(config, row.status, row.version, row.origin)
 
 
 def _zone(name: str) -> ZoneInfo:
