@@ -32,6 +32,7 @@ from bot.services.chat import ChatService
 from bot.services.commands import CommandRegistry
 from bot.storage import directory, events
 from bot.storage.database import Database
+from content_library.service import LibraryService
 from nudges.service import NudgeService
 
 log = logging.getLogger(__name__)
@@ -61,6 +62,7 @@ class Evangelist:
     drafts: SuggestedReplies | None = None
     routing: RoutingService | None = None
     nudges: NudgeService | None = None
+    library: LibraryService | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def prepare(self) -> None:
@@ -71,6 +73,8 @@ class Evangelist:
                 await sync_handles(session, self.organisation)
                 if self.nudges is not None:
                     await self.nudges.sync_campaigns(session, self.clock.now())
+                if self.library is not None:
+                    await self.library.sync_feeds(session, self.clock.now())
 
     async def start(self, *, dispatcher: bool = True, scheduler: bool = True) -> None:
         if dispatcher:
@@ -122,6 +126,8 @@ class Evangelist:
             await self.poller.close()
         if self.drafts is not None:
             await self.drafts.close()
+        if self.library is not None:
+            await self.library.close()
         await self.db.close()
 
 
@@ -181,6 +187,7 @@ def build(
     if organisation is not None:
         _wire_desk(bot, organisation, list(chosen))
         _wire_nudges(bot, organisation, list(chosen))
+        _wire_library(bot, organisation, list(chosen))
     bot.scheduler = JobScheduler(db, metrics, _jobs(bot))
     if not console:
         from bot.web.server import create_web_app
@@ -258,6 +265,20 @@ def _wire_nudges(bot: Evangelist, organisation: OrganisationConfig, platforms: l
     nudge_commands.register(bot.registry, bot.nudges)
 
 
+def _wire_library(bot: Evangelist, organisation: OrganisationConfig, platforms: list[str]) -> None:
+    """The learning library: its commands and buttons, and personal picks inside nudges."""
+    from content_library import actions as library_actions
+    from content_library import commands as library_commands
+
+    bot.library = LibraryService(
+        bot.db, bot.clock, organisation, platforms=platforms, on_enqueued=bot.dispatcher.poke
+    )
+    library_actions.register(bot.registry, bot.library)
+    library_commands.register(bot.registry, bot.library)
+    if bot.nudges is not None:
+        bot.nudges.links = bot.library.picker
+
+
 def _language_model(bot: Evangelist, organisation: OrganisationConfig) -> LanguageModel | None:
     """On when OPENAI_API_KEY is set; a server that needs no key takes any non-empty value."""
     if not bot.settings.openai_api_key:
@@ -292,6 +313,13 @@ def _jobs(bot: Evangelist) -> list[Job]:
     if bot.nudges is not None:
         jobs.append(Job("nudges.plan", 300, bot.nudges.run_due, at_start=True))
         jobs.append(Job("nudges.send", 30, bot.nudges.send_due, at_start=True))
+
+    if bot.library is not None:
+        jobs.append(Job("library.weekly", 300, bot.library.run_due, at_start=True))
+        if bot.console is None:
+            # Reaching out to other people's servers: not from the local console demo.
+            jobs.append(Job("library.check", 3600, bot.library.check_due))
+            jobs.append(Job("library.feeds", 900, bot.library.poll_feeds))
 
     if bot.poller is not None and bot.poller.configs and bot.console is None:
         # The console is a local demo: it never reaches out to real brand pages.

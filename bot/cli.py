@@ -72,6 +72,9 @@ def parser() -> argparse.ArgumentParser:
     from nudges.cli import add_parser as add_campaign_parser
 
     add_campaign_parser(commands)
+    from content_library.cli import add_parser as add_library_parser
+
+    add_library_parser(commands)
     return top
 
 
@@ -128,6 +131,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from nudges.cli import run as run_campaign
 
             outcome = run_campaign(args)
+            if outcome is not None:
+                return outcome
+        if args.command == "library":
+            from content_library.cli import run as run_library
+
+            outcome = run_library(args)
             if outcome is not None:
                 return outcome
         if args.command == "expertise" and args.expertise_command == "list":

@@ -214,9 +214,22 @@ class CampaignConfig(Strict):
             raise ValueError(f"end {self.end} is before start {self.start}")
         return self
 
+    @property
+    def uses_link(self) -> bool:
+        """Whether its messages carry a learning-library pick ({link})."""
+        return any(
+            "link" in _fields(v.text)
+            for variants in self.messages.values()
+            for v in _with_ids(variants)
+        )
+
     def variants(self, stage: Stage) -> list[VariantConfig]:
         """The variants for a stage, each with an id ('a', 'b', … when not given)."""
         return _with_ids(self.messages.get(stage, []))
+
+
+def _fields(text: str) -> set[str]:
+    return {field for _, field, _, _ in string.Formatter().parse(text) if field}
 
 
 def _with_ids(variants: list[VariantConfig | str]) -> list[VariantConfig]:

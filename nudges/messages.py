@@ -38,6 +38,22 @@ RESPONSE_WORDS = {
 
 
 @dataclass(frozen=True, slots=True)
+class LinkPick:
+    """A learning-library link a nudge carries ({link}), with the buttons that go with it."""
+
+    link_id: int
+    url: str
+    title: str
+    buttons: tuple[Button, ...] = ()
+    """Open, helpful, not for me: the library's own buttons, put before the nudge's."""
+
+    @property
+    def markup(self) -> str:
+        title = self.title.replace("[", "(").replace("]", ")")
+        return f"[{title}]({self.url})"
+
+
+@dataclass(frozen=True, slots=True)
 class Fill:
     """Everything a message's placeholders can be filled with, for one person."""
 
@@ -78,13 +94,19 @@ def ladder_line(stage: Stage) -> str:
 
 
 def nudge_message(
-    nudge_id: int, text: str, campaign: CampaignConfig, *, test: bool = False
+    nudge_id: int,
+    text: str,
+    campaign: CampaignConfig,
+    *,
+    test: bool = False,
+    pick: LinkPick | None = None,
 ) -> OutgoingMessage:
     value = str(nudge_id)
     return OutgoingMessage(
         text=text,
         sections=(text,),
         buttons=(
+            *(pick.buttons if pick is not None else ()),
             Button(DONE, "Done", value, ButtonStyle.PRIMARY),
             Button(NOT_NOW, "Not now", value),
             Button(PAUSE, "Pause 2 weeks", value),

@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo
 from nudges.cadence import local_instant
 from nudges.config import NudgePolicyConfig
 
+CLOCK_CHANGE = timedelta(hours=1)
+"""The most a daylight-saving change moves a local time (nearly everywhere)."""
+
 
 @dataclass(frozen=True)
 class Rules:
@@ -22,6 +25,10 @@ class Rules:
 
     max_nudges: int = 1
     per: timedelta = timedelta(days=7)
+    """The cap's window. From the organisation file it is `per_days` less an hour: the week
+    in which clocks go forward is an hour short, and "one a week" must still let a weekly
+    nudge go at its usual local time (10:30 each Tuesday) rather than an hour later until the
+    clocks go back."""
     min_gap: timedelta = timedelta(hours=48)
     window_start: time = time(10, 0)
     window_end: time = time(16, 0)
@@ -31,7 +38,7 @@ class Rules:
     def from_config(cls, config: NudgePolicyConfig, holidays: frozenset[date]) -> Rules:
         return cls(
             max_nudges=config.max_nudges,
-            per=timedelta(days=config.per_days),
+            per=timedelta(days=config.per_days) - CLOCK_CHANGE,
             min_gap=timedelta(hours=config.min_gap_hours),
             window_start=config.window.start,
             window_end=config.window.end,

@@ -21,7 +21,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select, update
@@ -74,6 +74,27 @@ PERSON_REASONS = ("opted out of all nudges", "stopped this campaign", "paused")
 """Refusals that are the person's choice: the nudge is dropped, not postponed."""
 
 
+class LinkPicker(Protocol):
+    """The learning library, as nudges see it: a fresh pick for a person, or one made before."""
+
+    async def pick(
+        self,
+        session: AsyncSession,
+        person_id: int,
+        stage: Stage,
+        now: datetime,
+        *,
+        nudge_id: int | None,
+    ) -> messages.LinkPick | None:
+        """A link this person has never been given, suited to their topics and stage; recorded
+        as given to them with `nudge_id` (None: only look, as a test send does)."""
+        ...
+
+    async def pick_of(self, session: AsyncSession, link_id: int) -> messages.LinkPick | None:
+        """The pick a nudge already carries (to draw the message again after a press)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class Campaign:
     """A campaign as stored: its definition plus what the evangelist did with it in chat."""
@@ -103,6 +124,8 @@ class NudgeService:
         self.org = organisation
         self.platforms = list(platforms)
         self.on_enqueued = on_enqueued
+        self.links: LinkPicker | None = None
+        """Set when the learning library is wired: nudges using {link} carry a pick."""
         holidays = frozenset(organisation.questions.holidays)
         self.rules = Rules.from_config(organisation.nudges, holidays)
         self.teams = organisation.audience_groups()
@@ -514,6 +537,13 @@ class NudgeService:
         address = await directory.address_of(session, row.person_id, self.platforms)
         if address is None:
             return self._skip(row, "not reachable on any platform")
+        if campaign.config.uses_link and self.links is not None:
+            pick = await self.links.pick(
+                session, row.person_id, Stage(row.stage), now, nudge_id=row.id
+            )
+            if pick is None:
+                return self._skip(row, "no library link they have not had yet")
+            row.link_id = pick.link_id
         message = await self.render(session, row, campaign.config, person.name)
         await outbox.enqueue(
             session, key=row.key, address=address, message=message, now=now, person_id=row.person_id
@@ -532,14 +562,21 @@ class NudgeService:
         variant = variants.get(row.variant) or next(iter(variants.values()), None)
         if variant is None:  # the campaign no longer has words for this stage
             variant = campaign.variants(next(iter(campaign.messages)))[0]
-        text = messages.fill(variant.text, campaign, stage, self.fill_for(campaign, name))
-        return messages.nudge_message(row.id, text, campaign, test=row.test)
+        pick = None
+        if row.link_id is not None and self.links is not None:
+            pick = await self.links.pick_of(session, row.link_id)
+        values = self.fill_for(campaign, name, pick)
+        text = messages.fill(variant.text, campaign, stage, values)
+        return messages.nudge_message(row.id, text, campaign, test=row.test, pick=pick)
 
-    def fill_for(self, campaign: CampaignConfig, name: str) -> messages.Fill:
+    def fill_for(
+        self, campaign: CampaignConfig, name: str, pick: messages.LinkPick | None = None
+    ) -> messages.Fill:
         source = self.org.sources[0] if self.org.sources else None
         page = campaign.page or (source.name if source and source.name else "our page")
         url = campaign.url or (_page_url(source) if source is not None else None) or ""
-        return messages.Fill(name=name, page=page, post=url)
+        link = pick.markup if pick is not None else ""
+        return messages.Fill(name=name, page=page, post=url, link=link)
 
     async def test_send(
         self,
@@ -571,6 +608,10 @@ class NudgeService:
         )
         session.add(row)
         await session.flush()
+        if campaign.uses_link and self.links is not None:
+            # A look at what they would get, without giving it to them.
+            pick = await self.links.pick(session, person_id, stage, now, nudge_id=None)
+            row.link_id = pick.link_id if pick is not None else None
         person = await session.get(PersonRow, person_id)
         message = await self.render(session, row, campaign, person.name if person else "there")
         return await outbox.enqueue(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 KEY = re.compile(r"^[a-z0-9][a-z0-9._-]{0,63}$")
 WEEKDAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -17,6 +17,22 @@ class Strict(BaseModel):
     """Unknown keys are errors (a typo until proven otherwise); values never change."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ChannelsConfig(Strict):
+    """Channels by platform: Slack channel ids, Teams conversation ids, console names."""
+
+    slack: list[str] = Field(default_factory=list)
+    teams: list[str] = Field(default_factory=list)
+    console: list[str] = Field(default_factory=list)
+
+    def by_platform(self) -> list[tuple[str, str]]:
+        """(platform, channel) pairs, in the order written."""
+        return [
+            *(("slack", c) for c in self.slack),
+            *(("teams", c) for c in self.teams),
+            *(("console", c) for c in self.console),
+        ]
 
 
 def check_timezone(value: str) -> str:

@@ -14,9 +14,10 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 
-from bot.config.base import WEEKDAYS, Strict, check_key, check_timezone, weekday
+from bot.config.base import WEEKDAYS, ChannelsConfig, Strict, check_key, check_timezone, weekday
 from bot.core.errors import ConfigurationError
 from bot.core.types import Role
+from content_library.config import LibraryConfig
 from nudges.config import CampaignConfig, NudgePolicyConfig
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
@@ -102,12 +103,6 @@ class PersonConfig(Strict):
     @classmethod
     def _roles(cls, value: list[Role]) -> list[Role]:
         return sorted(set(value) | {Role.EMPLOYEE})
-
-
-class ChannelsConfig(Strict):
-    slack: list[str] = Field(default_factory=list)
-    teams: list[str] = Field(default_factory=list)
-    console: list[str] = Field(default_factory=list)
 
 
 class TeamConfig(Strict):
@@ -284,6 +279,7 @@ class OrganisationConfig(Strict):
     routing: RoutingConfig = Field(default_factory=RoutingConfig)
     nudges: NudgePolicyConfig = Field(default_factory=NudgePolicyConfig)
     campaigns: list[CampaignConfig] = Field(default_factory=list)
+    library: LibraryConfig = Field(default_factory=LibraryConfig)
 
     @model_validator(mode="after")
     def _references(self) -> OrganisationConfig:

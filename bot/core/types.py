@@ -133,6 +133,9 @@ class Button:
     label: str
     value: str = ""
     style: ButtonStyle = ButtonStyle.DEFAULT
+    url: str | None = None
+    """A link the button opens. Slack still sends the press to the bot (so opens can be
+    counted); Teams opens it without telling the bot; the console prints it and presses."""
 
 
 FORM_OPEN_ACTION = "form.open"
@@ -274,7 +277,14 @@ class OutgoingMessage:
             "text": self.text,
             "sections": list(self.sections),
             "buttons": [
-                {"action": b.action, "label": b.label, "value": b.value, "style": b.style.value}
+                {
+                    "action": b.action,
+                    "label": b.label,
+                    "value": b.value,
+                    "style": b.style.value,
+                    # Only when present, like the form: old payloads keep their shape.
+                    **({"url": b.url} if b.url else {}),
+                }
                 for b in self.buttons
             ],
             "context": self.context,
@@ -295,6 +305,7 @@ class OutgoingMessage:
                     b["label"],
                     b.get("value", ""),
                     ButtonStyle(b.get("style", "default")),
+                    b.get("url"),
                 )
                 for b in data.get("buttons") or ()
             ),

@@ -200,7 +200,8 @@ class Dispatcher:
         started = time.perf_counter()
         try:
             payload = await self._resolve_update(row)
-            ref = await send(platform, row.operation, row.address, payload, row.attachment, row.key)
+            address = await self._resolve_thread(row)
+            ref = await send(platform, row.operation, address, payload, row.attachment, row.key)
         except DeliveryError as error:
             await self._failed(row, error)
             return
@@ -222,18 +223,30 @@ class Dispatcher:
         key = row.payload.get("update_of_key")
         if row.operation != "update" or not key:
             return row.payload
+        return {**row.payload, "update_of": await self._original(str(key))}
+
+    async def _resolve_thread(self, row: outbox.ClaimedRow) -> Address:
+        """A thread reply may name its parent by the parent's outbox key, the same way."""
+        key = row.payload.get("thread_of_key")
+        if not key:
+            return row.address
+        parent = MessageRef.from_dict(await self._original(str(key)))
+        return Address.in_thread(parent.platform, parent.channel, parent.message_id)
+
+    async def _original(self, key: str) -> dict[str, Any]:
+        """The platform reference of the message sent under outbox key `key`."""
         async with self.db.transaction() as session:
-            original = await outbox.find_by_key(session, str(key))
+            original = await outbox.find_by_key(session, key)
         if original is None or original.status == outbox.FAILED:
-            raise DeliveryError(f"the message to update ({key}) was never sent", permanent=True)
+            raise DeliveryError(f"the message it refers to ({key}) was never sent", permanent=True)
         if original.status != outbox.SENT or not original.result:
             raise DeliveryError(
-                f"the message to update ({key}) is not sent yet",
+                f"the message it refers to ({key}) is not sent yet",
                 permanent=False,
                 retry_after=2.0,
                 waiting=True,
             )
-        return {**row.payload, "update_of": original.result}
+        return dict(original.result)
 
     async def _failed(self, row: outbox.ClaimedRow, error: DeliveryError) -> None:
         now = self.clock.now()

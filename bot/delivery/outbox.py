@@ -37,6 +37,7 @@ async def enqueue(
     person_id: int | None = None,
     update_of: MessageRef | None = None,
     update_of_key: str | None = None,
+    thread_of_key: str | None = None,
     attachment: bytes | None = None,
     not_before: datetime | None = None,
     extra: dict[str, Any] | None = None,
@@ -52,6 +53,10 @@ async def enqueue(
     if update_of_key is not None:
         # Resolved by the dispatcher once the original is sent (see Dispatcher._resolve_update).
         payload["update_of_key"] = update_of_key
+    if thread_of_key is not None:
+        # A reply under a message that may not be sent yet: the dispatcher puts the parent's
+        # reference in the address once it exists (see Dispatcher._resolve_thread).
+        payload["thread_of_key"] = thread_of_key
     if extra:
         payload["extra"] = extra
     values = {

@@ -37,12 +37,12 @@ def parse_csv(text: str, source_id: str) -> tuple[list[SourceItem], list[tuple[i
     size = len(text.encode("utf-8", "surrogatepass")) if len(text) <= MAX_BYTES else len(text)
     if size > MAX_BYTES:
         raise ValueError(f"the CSV is {size / 1024 / 1024:.1f} MB; the limit is 10 MB")
-    records = _records(text.removeprefix("\ufeff"))
-    columns = _columns(next(records, (0, []))[1])
+    rows = records(text.removeprefix("\ufeff"))
+    columns = _columns(next(rows, (0, []))[1])
     items: list[SourceItem] = []
     rejected: list[tuple[int, str]] = []
     first_line: dict[str, int] = {}
-    for count, (line, row) in enumerate(records, start=1):
+    for count, (line, row) in enumerate(rows, start=1):
         if count > MAX_ROWS:
             rejected.append((line, f"more than {MAX_ROWS:,} rows; this one was not imported"))
             continue
@@ -58,10 +58,13 @@ def parse_csv(text: str, source_id: str) -> tuple[list[SourceItem], list[tuple[i
     return items, rejected
 
 
-def _records(text: str) -> Iterator[tuple[int, list[str]]]:
-    """Non-blank records with the line each starts on (a quoted field may span lines)."""
+def records(text: str, delimiter: str = ",") -> Iterator[tuple[int, list[str]]]:
+    """Non-blank records with the line each starts on (a quoted field may span lines).
+
+    Raises `ValueError` naming the line where the CSV reader cannot go on.
+    """
     # newline="": the csv module does its own line-ending handling (csv module docs).
-    reader = csv.reader(io.StringIO(text, newline=""))
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
     line = 1
     while True:
         try:

@@ -13,6 +13,7 @@ from multidict import CIMultiDictProxy
 from bot.core.sources import SourceError
 
 MAX_RESPONSE_BYTES = 5 * 1024 * 1024
+READ_CHUNK = 64 * 1024
 TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
 
 
@@ -39,10 +40,14 @@ async def fetch(
     """GET `url`; any status comes back as an answer, transport failures as a `SourceError`."""
     try:
         async with http.get(url, params=params, headers=headers, timeout=TIMEOUT) as response:
-            body = await response.content.read(MAX_RESPONSE_BYTES + 1)
-            if len(body) > MAX_RESPONSE_BYTES:
-                raise SourceError(f"the answer from {response.url.host} is larger than 5 MB")
-            return HttpAnswer(response.status, response.headers, body)
+            # `read(n)` returns what has arrived so far, not n bytes: read until the end, and
+            # stop as soon as the answer passes the cap.
+            body = bytearray()
+            async for chunk in response.content.iter_chunked(READ_CHUNK):
+                body += chunk
+                if len(body) > MAX_RESPONSE_BYTES:
+                    raise SourceError(f"the answer from {response.url.host} is larger than 5 MB")
+            return HttpAnswer(response.status, response.headers, bytes(body))
     except TimeoutError as exc:
         raise SourceError("timed out") from exc
     except aiohttp.ClientError as exc:

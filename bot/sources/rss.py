@@ -69,7 +69,7 @@ def parse_feed(body: bytes, base_url: str = "") -> list[FeedEntry]:
     Raises `SourceError` for an HTML page, a document declaring a DTD or entities (entity
     expansion bombs), XML that is not well-formed (naming the line) or another kind of XML.
     """
-    _refuse_unsafe(body)
+    refuse_unsafe_xml(body)
     try:
         root = ElementTree.fromstring(body)
     except ElementTree.ParseError as exc:
@@ -104,7 +104,7 @@ class RssSource:
     async def poll(
         self, cursor: Mapping[str, Any], now: datetime, watch: Sequence[str] = ()
     ) -> PollResult:
-        answer = await fetch(self._http, self._url, headers=_conditional(cursor))
+        answer = await fetch(self._http, self._url, headers=conditional_headers(cursor))
         if answer.status == 304:
             return PollResult(items=[], cursor=dict(cursor), calls=1)
         _check_status(answer)
@@ -131,7 +131,8 @@ class RssSource:
         )
 
 
-def _conditional(cursor: Mapping[str, Any]) -> dict[str, str]:
+def conditional_headers(cursor: Mapping[str, Any]) -> dict[str, str]:
+    """If-None-Match / If-Modified-Since from a cursor's `etag` and `last_modified`."""
     headers = {}
     if isinstance(etag := cursor.get("etag"), str):
         headers["If-None-Match"] = etag
@@ -240,7 +241,7 @@ def _text(parent: ElementTree.Element | None, tag: str) -> str | None:
     return text or None
 
 
-def _refuse_unsafe(body: bytes) -> None:
+def refuse_unsafe_xml(body: bytes) -> None:
     """Look at the raw document before any parser sees it."""
     markup = _markup_text(body)
     position = 0

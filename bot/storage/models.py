@@ -464,6 +464,8 @@ class NudgeRow(Base):
     planned_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
     responded_at: Mapped[datetime | None]
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("links.id", ondelete="SET NULL"))
+    """The learning-library pick this nudge carries ({link}), chosen when it was sent."""
 
 
 class NudgePreferenceRow(Base):
@@ -482,3 +484,112 @@ class NudgePreferenceRow(Base):
     stage: Mapped[str] = mapped_column(String(20), default="watch")
     stage_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
+
+
+# -- learning library -----------------------------------------------------------------------
+
+
+class LinkRow(Base):
+    """A link in the learning library, by its canonical URL (so duplicates collapse).
+
+    `status` is where it stands in curation: 'active' (in circulation), 'suggested' (from a
+    subscribed feed, waiting for the evangelist), 'dismissed' or 'retired'. `health` is what
+    the last checks found: 'unchecked', 'ok', 'redirected' (final_url says where) or 'broken'.
+    Only active links that are not broken are shared.
+    """
+
+    __tablename__ = "links"
+    __table_args__ = (
+        Index("ix_links_status", "status", "health"),
+        Index("ix_links_checked", "last_checked_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    title: Mapped[str | None] = mapped_column(String(300))
+    summary: Mapped[str | None] = mapped_column(Text)
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    level: Mapped[str | None] = mapped_column(String(20))
+    """The ladder stage it suits best (watch … create); None suits everyone."""
+    experiment: Mapped[str | None] = mapped_column(String(500))
+    """A small challenge tied to the link, for the experiment of the week."""
+    source: Mapped[str] = mapped_column(String(300))
+    """Where it came from: 'chat', 'import:links.csv', 'feed:https://…'."""
+    added_by: Mapped[str | None] = mapped_column(String(100))
+    added_at: Mapped[datetime]
+    status: Mapped[str] = mapped_column(String(10), default="active")
+    health: Mapped[str] = mapped_column(String(12), default="unchecked")
+    http_status: Mapped[int | None]
+    final_url: Mapped[str | None] = mapped_column(String(2000))
+    check_error: Mapped[str | None] = mapped_column(String(200))
+    failures: Mapped[int] = mapped_column(default=0)
+    """Checks in a row that could not reach it; enough of them make it broken."""
+    last_checked_at: Mapped[datetime | None]
+    broken_since: Mapped[datetime | None]
+
+
+class LinkShareRow(Base):
+    """A link shared: the link of the week in a channel, or a personal pick in a nudge.
+
+    `key` makes each share idempotent ('weekly:2026-W12:slack:C123', 'pick:<nudge id>'), and
+    the (link, person) pair is unique, so nobody is ever picked the same link twice.
+    """
+
+    __tablename__ = "link_shares"
+    __table_args__ = (
+        UniqueConstraint("link_id", "person_id", name="uq_link_shares_link_person"),
+        Index("ix_link_shares_kind", "kind", "shared_at"),
+        Index("ix_link_shares_person", "person_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), unique=True)
+    link_id: Mapped[int] = mapped_column(ForeignKey("links.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(10))
+    """'weekly' (a channel post) or 'pick' (one person, inside a nudge)."""
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    platform: Mapped[str | None] = mapped_column(String(20))
+    channel: Mapped[str | None] = mapped_column(String(200))
+    week: Mapped[str] = mapped_column(String(8))
+    """ISO week of the share, '2026-W12'."""
+    nudge_id: Mapped[int | None] = mapped_column(ForeignKey("nudges.id", ondelete="SET NULL"))
+    shared_at: Mapped[datetime]
+
+
+class LinkFeedbackRow(Base):
+    """What one person did with one link: opened it (how often), voted, tried its experiment."""
+
+    __tablename__ = "link_feedback"
+
+    link_id: Mapped[int] = mapped_column(
+        ForeignKey("links.id", ondelete="CASCADE"), primary_key=True
+    )
+    person_id: Mapped[int] = mapped_column(
+        ForeignKey("people.id", ondelete="CASCADE"), primary_key=True
+    )
+    opens: Mapped[int] = mapped_column(default=0)
+    vote: Mapped[int | None]
+    """+1 (helpful) or -1 (not for me); the latest press counts."""
+    first_opened_at: Mapped[datetime | None]
+    voted_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
+
+
+class LibraryFeedRow(Base):
+    """A subscribed feed: new items land in the 'suggested' queue for the evangelist."""
+
+    __tablename__ = "library_feeds"
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    url: Mapped[str] = mapped_column(String(2000), unique=True)
+    origin: Mapped[str] = mapped_column(String(10), default="chat")
+    """'file' (the organisation file's library.feeds) or 'chat'."""
+    topics: Mapped[list[str]] = mapped_column(JSON, default=list)
+    level: Mapped[str | None] = mapped_column(String(20))
+    active: Mapped[bool] = mapped_column(default=True)
+    cursor: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    """ETag, Last-Modified and the entry ids seen, as the RSS source keeps them."""
+    added_by: Mapped[str | None] = mapped_column(String(100))
+    added_at: Mapped[datetime]
+    polled_at: Mapped[datetime | None]
+    last_error: Mapped[str | None] = mapped_column(String(300))

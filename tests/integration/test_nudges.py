@@ -305,11 +305,14 @@ async def test_pause_two_weeks_holds_every_campaign_then_resumes(
     assert "Paused until Tuesday 17 March" in answer
     again = await press(bot, "tom", entry, "nudge.pause")
     assert "Paused until Tuesday 17 March" in again  # same end, not extended
-    await advance(bot, clock, days=14)
+    await advance(bot, clock, days=14, minutes=-1)
     assert len(nudges_in(bot, "tom")) == 1  # the Tuesdays 10 and 17 March 10:30 fall in it
-    # The pause ends at 16:00 on the 17th; the next Tuesday slot goes.
+    # The pause ends at 10:31 on the 17th, a minute after that day's slot: held back by the
+    # pause, that nudge goes as soon as the pause is over, and the next Tuesday's as usual.
+    await advance(bot, clock, minutes=1)
+    assert [e.key for e in nudges_in(bot, "tom")][-1] == "nudge:react:tom:2026-03-17"
     await advance(bot, clock, days=7)
-    assert len(nudges_in(bot, "tom")) == 2
+    assert len(nudges_in(bot, "tom")) == 3
 
 
 async def test_stop_ends_one_campaign_and_opt_out_is_only_undone_by_the_person(
@@ -442,9 +445,11 @@ async def test_editing_a_campaign_changes_only_the_future(
 ) -> None:
     bot, clock = nudge_bot
     await advance(bot, clock, days=1, hours=4)  # both sent on Tuesday
-    await advance(bot, clock, days=6)  # Monday: next Tuesday's London nudge is planned
+    # Monday 16:00: both of next Tuesday's nudges are planned (New York's is at 14:30 UTC now
+    # that its clocks went forward on the 8th: still 10:30 there).
+    await advance(bot, clock, days=6)
     before = await rows(bot)
-    assert [r.status for r in before] == ["sent", "sent", "planned"]
+    assert [r.status for r in before] == ["sent", "sent", "planned", "planned"]
     await bot.db.close()
 
     edited = parse_organisation(ORG.replace('day: tue, at: "10:30"', 'day: wed, at: "11:00"'))

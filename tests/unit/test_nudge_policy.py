@@ -638,3 +638,31 @@ def test_a_late_wish_still_goes_when_the_next_slot_is_far() -> None:
     assert [(p.day, p.local_time.strftime("%a %d %H:%M")) for p in planned] == [
         (date(2026, 6, 16), "Wed 17 10:00")
     ]
+
+
+def test_a_weekly_nudge_keeps_its_local_time_in_the_week_clocks_go_forward() -> None:
+    """That week is an hour short: "one a week" from the file must still let 10:30 be 10:30
+    (the service once held it an hour, then dropped it for the next week's slot)."""
+    from bot.config.organisation import parse_organisation
+    from nudges.cli import preview, recipients_from_file
+
+    org = parse_organisation(
+        """
+organisation: {name: Org, timezone: Europe/Berlin}
+people:
+  - {id: mia, name: Mia, timezone: Europe/Berlin}
+  - {id: noah, name: Noah, timezone: America/New_York}
+campaigns:
+  - id: weekly
+    name: Weekly
+    audience: {everyone: true}
+    cadence: {day: tue, at: "10:30"}
+    messages: {watch: ["Hi {first_name}"]}
+"""
+    )
+    start, end = utc(2026, 3, 1), utc(2026, 4, 15)
+    planned = preview(org, recipients_from_file(org), org.campaigns, start, end)
+    for person in ("mia", "noah"):
+        local = [p.local_time for p in planned if p.person == person]
+        assert len(local) == 7, f"{person}: one every Tuesday, clock changes included"
+        assert {(t.weekday(), t.hour, t.minute) for t in local} == {(1, 10, 30)}

@@ -401,7 +401,8 @@ class ConsoleSession:
             for button in entry.message.buttons:
                 number = next(self._numbers)
                 self.buttons[number] = PressableButton(button.action, button.value, where, ref)
-                labels.append(f"[{number}] {button.label}")
+                opens = f" <{button.url}>" if button.url else ""
+                labels.append(f"[{number}] {button.label}{opens}")
             lines.append("  " + "  ".join(labels))
         self._print("\n".join(lines))
         if entry.message.form is not None:

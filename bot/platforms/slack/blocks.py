@@ -50,6 +50,9 @@ def render_blocks(message: OutgoingMessage) -> list[dict[str, Any]]:
             }
             if button.style is not ButtonStyle.DEFAULT:
                 element["style"] = button.style.value
+            if button.url:
+                # A link button still sends block_actions, which is how opens are counted.
+                element["url"] = button.url[:3000]
             elements.append(element)
         blocks.append({"type": "actions", "elements": elements})
     return blocks[:MAX_BLOCKS]

@@ -6,7 +6,7 @@ import json
 from collections.abc import Collection
 from typing import Any
 
-from bot.core.types import ButtonStyle, FieldKind, Form, FormField, OutgoingMessage
+from bot.core.types import Button, ButtonStyle, FieldKind, Form, FormField, OutgoingMessage
 from bot.platforms.markup import to_teams
 
 CARD_CONTENT_TYPE = "application/vnd.microsoft.card.adaptive"
@@ -50,23 +50,27 @@ def render_card(message: OutgoingMessage) -> dict[str, Any]:
                 "data": {ACTION_KEY: message.form.id, FORM_KEY: "1"},
             }
         )
-    if message.buttons:
-        actions += [
-            {
-                "type": "Action.Submit",
-                "title": button.label,
-                "data": {ACTION_KEY: button.action, VALUE_KEY: button.value},
-                **(
-                    {"style": "positive" if button.style is ButtonStyle.PRIMARY else "destructive"}
-                    if button.style is not ButtonStyle.DEFAULT
-                    else {}
-                ),
-            }
-            for button in message.buttons
-        ]
+    actions += [_action(button) for button in message.buttons]
     if actions:
         card["actions"] = actions
     return card
+
+
+def _action(button: Button) -> dict[str, Any]:
+    style = (
+        {"style": "positive" if button.style is ButtonStyle.PRIMARY else "destructive"}
+        if button.style is not ButtonStyle.DEFAULT
+        else {}
+    )
+    if button.url:
+        # Action.OpenUrl opens the link in the client; Teams does not tell the bot.
+        return {"type": "Action.OpenUrl", "title": button.label, "url": button.url, **style}
+    return {
+        "type": "Action.Submit",
+        "title": button.label,
+        "data": {ACTION_KEY: button.action, VALUE_KEY: button.value},
+        **style,
+    }
 
 
 def form_inputs(form: Form) -> list[dict[str, Any]]:
