@@ -48,6 +48,14 @@ def register(registry: CommandRegistry, service: LibraryService) -> None:
     registry.action(ADD_FORM, commands.add_from_form)
 
 
+def written_url(text: str) -> str:
+    """The address someone typed: Slack sends a typed link as `<url>` or `<url|label>`."""
+    text = text.strip()
+    if text.startswith("<") and ">" in text:
+        text = text[1 : text.index(">")].partition("|")[0]
+    return text.replace("&amp;", "&")
+
+
 class LibraryCommands:
     def __init__(self, service: LibraryService) -> None:
         self.service = service
@@ -113,9 +121,13 @@ class LibraryCommands:
                 )
             )
             return
-        address, _, title = rest.partition(" ")
+        if rest.startswith("<") and ">" in rest:  # Slack's `<url|label>` may hold spaces
+            end = rest.index(">") + 1
+            address, title = rest[:end], rest[end:]
+        else:
+            address, _, title = rest.partition(" ")
         try:
-            url = canonical_url(address.strip("<>"))
+            url = canonical_url(written_url(address))
         except InvalidLink as exc:
             ctx.reply(f"I can't add that link: {exc}.")
             return
@@ -128,7 +140,20 @@ class LibraryCommands:
         )
         if not added.added:
             existing = await store.find(ctx.session, candidate.url)
-            where = f" (#{existing.id}, {existing.status})" if existing is not None else ""
+            if existing is not None and existing.status != store.ACTIVE:
+                # Removed, dismissed or only suggested before: adding it means "I want it".
+                existing.status = store.ACTIVE
+                audit.record(
+                    ctx.session,
+                    at=ctx.now,
+                    actor=ctx.person,
+                    action="library.add",
+                    target=f"link:{existing.id}",
+                )
+                self.service.changed()
+                ctx.reply(f"{messages.link_line(existing)} is back in the library.")
+                return
+            where = f" (#{existing.id})" if existing is not None else ""
             ctx.reply(f"That link is already in the library{where}.")
             return
         link = await ctx.session.get(LinkRow, added.ids[0])
@@ -174,7 +199,7 @@ class LibraryCommands:
 
     async def subscribe(self, ctx: CommandContext, rest: str) -> None:
         try:
-            url = canonical_url(rest.strip("<> "))
+            url = canonical_url(written_url(rest))
         except InvalidLink as exc:
             ctx.reply(f"I can't subscribe to that: {exc}.")
             return
@@ -200,13 +225,13 @@ class LibraryCommands:
             ctx.session, at=ctx.now, actor=ctx.person, action="library.subscribe", target=url[:200]
         )
         ctx.reply(
-            f"Subscribed to {url}. I'll read it within the next few minutes; new items wait in "
+            f"Subscribed to {url}. I'll read it within a quarter of an hour; new items wait in "
             "`library suggested` for you to add or dismiss."
         )
 
     async def unsubscribe(self, ctx: CommandContext, rest: str) -> None:
         try:
-            url = canonical_url(rest.strip("<> "))
+            url = canonical_url(written_url(rest))
         except InvalidLink as exc:
             ctx.reply(f"That is not a feed address: {exc}.")
             return

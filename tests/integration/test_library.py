@@ -511,10 +511,13 @@ async def test_library_commands_add_search_and_remove(
     assert "Added #1" in await say(
         bot, "ada", "library add https://Learn.Example.org:443/x?utm_medium=chat#top Writing tips"
     )
-    assert "already in the library (#1, active)" in await say(
+    assert "already in the library (#1)" in await say(
         bot, "ada", "library add https://learn.example.org/x"
     )
     assert "can't add" in await say(bot, "ada", "library add javascript:alert(1)")
+    # As Slack writes a link someone typed in a message: `<url|label>`, with `&` escaped.
+    slack_style = "library add <https://learn.example.org/q?b=2&amp;a=1|the q page> Queries"
+    assert "[Queries](https://learn.example.org/q?a=1&b=2)" in await say(bot, "ada", slack_style)
     assert "only the evangelist" in await say(bot, "tom", "library add https://learn.example.org/y")
     found = await say(bot, "tom", "library search writing")
     assert "#1" in found and "Writing tips" in found
@@ -530,16 +533,22 @@ async def test_library_commands_add_search_and_remove(
     )
     assert bot.console is not None
     entry = inbox(bot, "ada")[-1]
-    assert "Added #2" in await press(bot, "ada", entry, "library.add", form)
+    assert "Added #3" in await press(bot, "ada", entry, "library.add", form)
     async with bot.db.transaction() as session:
-        added = await session.get(LinkRow, 2)
+        added = await session.get(LinkRow, 3)
     assert added is not None and (added.topics, added.level, added.experiment) == (
         ["video", "reels"],
         "share",
         "Film ten seconds.",
     )
     assert "Removed #1" in await say(bot, "ada", "library remove 1")
+    assert "already out of the library" in await say(bot, "ada", "library remove 1")
     assert "Nothing in the library matches" in await say(bot, "tom", "library search writing")
+    # Adding a removed link again brings it back.
+    assert "is back in the library" in await say(
+        bot, "ada", "library add https://learn.example.org/x"
+    )
+    assert "#1" in await say(bot, "tom", "library search writing")
 
 
 # -- link checks ------------------------------------------------------------------------------

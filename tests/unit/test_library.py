@@ -3,6 +3,7 @@ configuration, the messages, and link buttons on each platform."""
 
 from __future__ import annotations
 
+import random
 import socket
 from datetime import UTC, datetime, timedelta
 
@@ -18,7 +19,7 @@ from bot.storage.models import LinkRow
 from content_library import messages
 from content_library.checker import CheckResult, Health
 from content_library.guard import PublicResolver, literal_private
-from content_library.picks import Candidate, iso_week, level_fit, score
+from content_library.picks import Candidate, Pool, iso_week, level_fit, score
 from content_library.service import apply_check
 from nudges.config import CampaignConfig, Stage
 
@@ -55,6 +56,38 @@ def test_the_spread_between_people_never_outweighs_a_real_difference() -> None:
         assert score(better, Stage.WATCH, frozenset(), person) > score(
             worse, Stage.WATCH, frozenset(), person
         )
+
+
+def test_the_pool_scores_every_link_as_score_does_one() -> None:
+    rng = random.Random(5)
+    topics = ["video", "sport", "alumni", "events"]
+    candidates = [
+        Candidate(
+            id=rng.randrange(1, 10**9),
+            topics=frozenset(rng.sample(topics, rng.randint(0, 2))),
+            level=rng.choice([None, *Stage]),
+            votes=rng.randint(-5, 5),
+        )
+        for _ in range(500)
+    ]
+    pool = Pool(candidates)
+    for stage in Stage:
+        for person in (1, 77, 123_456):
+            mine = frozenset(rng.sample(topics, 2))
+            vectorised = pool.scores(stage, mine, person)
+            one_by_one = [score(c, stage, mine, person) for c in candidates]
+            assert vectorised.tolist() == pytest.approx(one_by_one, abs=1e-9)
+    given = {candidates[0].id, candidates[1].id}
+    best = pool.best(Stage.WATCH, frozenset({"video"}), 9, given, 20)
+    expected = sorted(
+        (c for c in candidates if c.id not in given),
+        key=lambda c: score(c, Stage.WATCH, frozenset({"video"}), 9),
+        reverse=True,
+    )[:20]
+    assert best == [c.id for c in expected]
+    everything = {c.id for c in candidates}
+    assert pool.best(Stage.WATCH, frozenset(), 9, everything, 20) == []
+    assert Pool([]).best(Stage.WATCH, frozenset(), 9, set(), 20) == []
 
 
 def test_iso_weeks_follow_the_calendar() -> None:
