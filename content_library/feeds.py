@@ -6,6 +6,7 @@ that fails is recorded on its row and tried again at its next turn; it never sto
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Mapping
 from dataclasses import replace
@@ -30,6 +31,8 @@ log = logging.getLogger(__name__)
 MAX_NEW = 20
 """Suggestions one reading of one feed may add: a newly subscribed feed with 200 entries
 offers its 20 newest, not a queue nobody will get through."""
+SEEN_MAX = 2_000
+"""Entry links remembered per feed (more than any feed lists at once)."""
 
 
 class FeedPoller:
@@ -77,7 +80,7 @@ class FeedPoller:
             elif not 200 <= answer.status < 300:
                 raise SourceError(f"the feed answered HTTP {answer.status}")
             else:
-                parsed = parse_feed_links(answer.body, url)
+                parsed = await asyncio.to_thread(parse_feed_links, answer.body, url)
                 if not parsed.links and parsed.rejected:
                     raise SourceError(parsed.rejected[0].reason)
         except SourceError as exc:
@@ -87,10 +90,13 @@ class FeedPoller:
                 if row is not None:
                     row.polled_at, row.last_error = now, str(exc)[:300]
             return 0
-        # Feeds list their newest entries first. Links already in the library (added,
-        # suggested or dismissed before) collapse on their canonical URL, so no list of
-        # seen entries is needed.
-        links = [_tagged(c, topics, level) for c in (parsed.links if parsed else [])][:MAX_NEW]
+        # Feeds list their newest entries first. Every entry of the document counts as seen,
+        # offered or not: older entries left out of a first reading never trickle in later.
+        # (Links already in the library also collapse on their canonical URL.)
+        seen = set(_seen(cursor))
+        current = parsed.links if parsed else []
+        fresh = [c for c in current if c.url not in seen]
+        links = [_tagged(c, topics, level) for c in fresh][:MAX_NEW]
         async with self.db.transaction() as session:
             added = await store.add_links(
                 session, links, source=f"feed:{url}", added_by=None, now=now, status=store.SUGGESTED
@@ -99,10 +105,16 @@ class FeedPoller:
             if row is not None:
                 row.polled_at, row.last_error = now, None
                 if answer.status != 304:
-                    row.cursor = _validators(answer.headers)
+                    remembered = [*_seen(cursor), *(c.url for c in fresh)][-SEEN_MAX:]
+                    row.cursor = {**_validators(answer.headers), "seen": remembered}
         if added.added:
             log.info("library feed %s suggested %s new link(s)", url, added.added)
         return added.added
+
+
+def _seen(cursor: Mapping[str, object]) -> list[str]:
+    value = cursor.get("seen")
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
 
 
 def _validators(headers: Mapping[str, str]) -> dict[str, str]:

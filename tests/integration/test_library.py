@@ -504,6 +504,36 @@ async def test_a_subscribed_feed_fills_the_suggested_queue_for_the_evangelist(
     assert "1" in await say(bot, "ada", "library")
 
 
+async def test_a_big_feed_offers_its_newest_items_once_and_then_only_new_ones(
+    library_bot: tuple[Evangelist, FrozenClock],
+) -> None:
+    bot, clock = library_bot
+    assert bot.library is not None
+
+    def items(numbers: range, *, newest_first: bool = True) -> str:
+        return rss_feed(
+            rss_item(str(n), f"Post {n}", "Text.", link=f"https://blog.example.com/{n}")
+            for n in (reversed(numbers) if newest_first else numbers)
+        )
+
+    async with FakeFeedServer() as feed:
+        feed.set_feed(items(range(1, 26)))
+        await say(bot, "ada", f"library subscribe {feed.feed_url}")
+        assert await bot.library.poll_feeds() == 20  # the 20 newest of 25
+        # One new post, and the feed now lists oldest first (some do): the new one is offered,
+        # not the 5 old ones left out the first time, although they now come first.
+        feed.set_feed(items(range(1, 27), newest_first=False))
+        clock.advance(hours=7)
+        assert await bot.library.poll_feeds() == 1
+        feed.set_feed("<html><body>gone</body></html>", content_type="text/html")
+        clock.advance(hours=7)
+        assert await bot.library.poll_feeds() == 0
+    async with bot.db.transaction() as session:
+        urls = set((await session.scalars(select(LinkRow.url))).all())
+    assert urls == {f"https://blog.example.com/{n}" for n in range(6, 27)}
+    assert "HTML page" in await say(bot, "ada", "library feeds")  # the last error is shown
+
+
 async def test_library_commands_add_search_and_remove(
     library_bot: tuple[Evangelist, FrozenClock],
 ) -> None:
