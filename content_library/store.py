@@ -70,11 +70,13 @@ async def add_links(
     insert = insert_for(session)
     for start in range(0, len(fresh), CHUNK):
         values = [_values(c, source, added_by, now, status) for c in fresh[start : start + CHUNK]]
+        # One statement run for many rows (SQLAlchemy batches it as INSERT … VALUES with
+        # RETURNING): compiled once and cached, where a multi-row values() is compiled anew.
         result = await session.execute(
             insert(LinkRow)
-            .values(values)
             .on_conflict_do_nothing(index_elements=["url"])
-            .returning(LinkRow.id, LinkRow.url)
+            .returning(LinkRow.id, LinkRow.url),
+            values,
         )
         by_url = {url: link_id for link_id, url in result.all()}
         ids.extend(by_url[v["url"]] for v in values if v["url"] in by_url)
