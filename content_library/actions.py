@@ -10,9 +10,10 @@ from bot.delivery import outbox
 from bot.services.basics import first_name
 from bot.services.commands import CommandContext, CommandRegistry, FormSpec
 from bot.services.forms import answers, problems_message
-from bot.storage import audit, participation
+from bot.storage import participation
 from bot.storage.models import LinkRow, LinkShareRow
 from content_library import messages, store
+from content_library.commands import audited
 from content_library.forms import note_form, validate_note_form
 from content_library.picks import iso_week
 from content_library.service import LibraryService, weekly_key
@@ -164,9 +165,7 @@ class LibraryActions:
         if not result.rowcount:  # type: ignore[attr-defined]
             ctx.reply(f"#{link.id} was already handled (it is {link.status}).")
             return
-        audit.record(
-            ctx.session, at=ctx.now, actor=ctx.person, action=action, target=f"link:{link.id}"
-        )
+        audited(ctx, action, f"link:{link.id}")
         self.service.changed()
         if ctx.message is not None:
             settled = OutgoingMessage(

@@ -48,6 +48,11 @@ def register(registry: CommandRegistry, service: LibraryService) -> None:
     registry.action(ADD_FORM, commands.add_from_form)
 
 
+def audited(ctx: CommandContext, action: str, target: str) -> None:
+    """Record what the evangelist did to the library in the audit log."""
+    audit.record(ctx.session, at=ctx.now, actor=ctx.person, action=action, target=target)
+
+
 def written_url(text: str) -> str:
     """The address someone typed: Slack sends a typed link as `<url>` or `<url|label>`."""
     text = text.strip()
@@ -143,13 +148,7 @@ class LibraryCommands:
             if existing is not None and existing.status != store.ACTIVE:
                 # Removed, dismissed or only suggested before: adding it means "I want it".
                 existing.status = store.ACTIVE
-                audit.record(
-                    ctx.session,
-                    at=ctx.now,
-                    actor=ctx.person,
-                    action="library.add",
-                    target=f"link:{existing.id}",
-                )
+                audited(ctx, "library.add", f"link:{existing.id}")
                 self.service.changed()
                 ctx.reply(f"{messages.link_line(existing)} is back in the library.")
                 return
@@ -158,13 +157,7 @@ class LibraryCommands:
             return
         link = await ctx.session.get(LinkRow, added.ids[0])
         assert link is not None
-        audit.record(
-            ctx.session,
-            at=ctx.now,
-            actor=ctx.person,
-            action="library.add",
-            target=f"link:{link.id}",
-        )
+        audited(ctx, "library.add", f"link:{link.id}")
         self.service.changed()
         ctx.reply(
             f"Added {messages.link_line(link)}. It will be checked within the hour "
@@ -221,9 +214,7 @@ class LibraryCommands:
             )
         else:
             row.active, row.polled_at = True, None
-        audit.record(
-            ctx.session, at=ctx.now, actor=ctx.person, action="library.subscribe", target=url[:200]
-        )
+        audited(ctx, "library.subscribe", url[:200])
         ctx.reply(
             f"Subscribed to {url}. I'll read it within a quarter of an hour; new items wait in "
             "`library suggested` for you to add or dismiss."
@@ -240,13 +231,7 @@ class LibraryCommands:
             ctx.reply("I'm not subscribed to that feed. Say `library feeds` to see the list.")
             return
         row.active = False
-        audit.record(
-            ctx.session,
-            at=ctx.now,
-            actor=ctx.person,
-            action="library.unsubscribe",
-            target=url[:200],
-        )
+        audited(ctx, "library.unsubscribe", url[:200])
         ctx.reply(f"Unsubscribed from {url}. Links it suggested before stay where they are.")
 
     async def feeds(self, ctx: CommandContext, rest: str) -> None:
@@ -285,12 +270,6 @@ class LibraryCommands:
             ctx.reply(f"#{link.id} is already out of the library.")
             return
         link.status = store.RETIRED
-        audit.record(
-            ctx.session,
-            at=ctx.now,
-            actor=ctx.person,
-            action="library.remove",
-            target=f"link:{link.id}",
-        )
+        audited(ctx, "library.remove", f"link:{link.id}")
         self.service.changed()
         ctx.reply(f"Removed #{link.id} from circulation. Nobody gets it from now on.")

@@ -29,7 +29,6 @@ from content_library import messages, store
 from content_library.checker import CheckLimits, CheckResult, Health, LinkChecker
 from content_library.feeds import FeedPoller
 from content_library.guard import PRIVATE, PublicResolver, literal_private
-from content_library.importer import Importer
 from content_library.picks import Picker, iso_week
 
 log = logging.getLogger(__name__)
@@ -74,9 +73,6 @@ class LibraryService:
         for session in (self._http, self._check_http):
             if session is not None:
                 await session.close()
-
-    def importer(self) -> Importer:
-        return Importer(self.db, self.clock, self.http)
 
     def changed(self) -> None:
         """Something in the library changed in this process: picks read it again."""

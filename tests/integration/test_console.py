@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from bot.app import build
 from bot.config.organisation import OrganisationConfig
@@ -104,36 +107,42 @@ async def test_scripted_transcript(
     assert "status" in ada_help and "status" not in tom_help
 
 
+def run_console(
+    args: list[str], stdin: str, env: dict[str, str], cwd: Path
+) -> subprocess.CompletedProcess[str]:
+    """`evangelist console ARGS` with `stdin`; a console that does not end within a minute
+    fails the test with every thread's stack (faulthandler), not just "timed out"."""
+    command = [sys.executable, "-m", "bot", "console", *args]
+    process = subprocess.Popen(
+        command,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**env, "PYTHONFAULTHANDLER": "1"},
+        cwd=cwd,
+    )
+    try:
+        out, err = process.communicate(stdin, timeout=60)
+    except subprocess.TimeoutExpired:
+        process.send_signal(signal.SIGABRT)
+        out, err = process.communicate()
+        pytest.fail(f"the console did not end within 60 s:\n{out[-2000:]}\n{err[-12000:]}")
+    return subprocess.CompletedProcess(command, process.returncode, out, err)
+
+
 def test_console_command_ends_cleanly_at_end_of_input(tmp_path: Path) -> None:
     env = {
         **os.environ,
         "EVANGELIST_DATABASE_URL": f"sqlite:///{tmp_path / 'console.db'}",
         "EVANGELIST_CONFIG": str(DEMO_ORG),
     }
-    result = subprocess.run(
-        [sys.executable, "-m", "bot", "console", "--as", "ravi", "--script", "-"],
-        input="whoami\n",
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    result = run_console(["--as", "ravi", "--script", "-"], "whoami\n", env, tmp_path)
     assert result.returncode == 0, result.stderr
     assert "I know you from the organisation file as `ravi`." in result.stdout
     assert result.stdout.rstrip().endswith("Bye!")
     # Interactive mode with standard input closed at once ends just as cleanly.
-    empty = subprocess.run(
-        [sys.executable, "-m", "bot", "console"],
-        input="",
-        capture_output=True,
-        text=True,
-        env=env,
-        cwd=tmp_path,
-        timeout=60,
-        check=False,
-    )
+    empty = run_console([], "", env, tmp_path)
     assert empty.returncode == 0, empty.stderr
     assert "You are Ada Okafor (ada)" in empty.stdout
 

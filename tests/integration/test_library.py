@@ -32,6 +32,7 @@ from bot.core.types import (
 )
 from bot.platforms.console.platform import ConsoleEntry
 from bot.storage.models import (
+    AuditRow,
     LinkFeedbackRow,
     LinkRow,
     LinkShareRow,
@@ -579,6 +580,18 @@ async def test_library_commands_add_search_and_remove(
         bot, "ada", "library add https://learn.example.org/x"
     )
     assert "#1" in await say(bot, "tom", "library search writing")
+    async with bot.db.transaction() as session:
+        logged = (
+            await session.execute(select(AuditRow.action, AuditRow.target).order_by(AuditRow.id))
+        ).all()
+    # (Tom's refused `library add` is logged too, as every refusal is.)
+    assert [tuple(row) for row in logged if row[0] != "library"] == [
+        ("library.add", "link:1"),
+        ("library.add", "link:2"),
+        ("library.add", "link:3"),
+        ("library.remove", "link:1"),
+        ("library.add", "link:1"),
+    ]
 
 
 # -- link checks ------------------------------------------------------------------------------
