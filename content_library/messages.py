@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from bot.core.markup import link as markup_link
 from bot.core.types import FORM_OPEN_ACTION, Button, ButtonStyle, OutgoingMessage
 from bot.storage.models import LinkRow
 from nudges.messages import LinkPick
@@ -19,8 +20,14 @@ DEFAULT_EXPERIMENT = (
 )
 
 
+def shown(text: str) -> str:
+    """Text from feeds or people, safe to put in a message: `<@U…>` or `<!here>` written in a
+    feed's title must not become a mention in Slack, so angle brackets are shown as look-alikes."""
+    return text.replace("<", "\u2039").replace(">", "\u203a")
+
+
 def title_of(link: LinkRow) -> str:
-    return link.title or link.url
+    return shown(link.title) if link.title else link.url
 
 
 def target_of(link: LinkRow) -> str:
@@ -44,16 +51,16 @@ def pick_of(link: LinkRow) -> LinkPick:
 
 
 def markdown_link(link: LinkRow) -> str:
-    title = title_of(link).replace("[", "(").replace("]", ")")
-    return f"[{title}]({target_of(link)})"
+    return markup_link(title_of(link), target_of(link))
 
 
 def weekly_post(link: LinkRow, week: str) -> OutgoingMessage:
     """The link of the week with its experiment; the discussion prompt goes in the thread."""
     sections = [f"📚 **Link of the week:** {markdown_link(link)}"]
     if link.summary:
-        sections.append(_clip(link.summary, 400))
-    sections.append(f"🧪 **Experiment of the week:** {link.experiment or DEFAULT_EXPERIMENT}")
+        sections.append(_clip(shown(link.summary), 400))
+    experiment = shown(link.experiment) if link.experiment else DEFAULT_EXPERIMENT
+    sections.append(f"🧪 **Experiment of the week:** {experiment}")
     return OutgoingMessage(
         text=f"Link of the week: {title_of(link)}",
         sections=tuple(sections),
@@ -73,7 +80,7 @@ def thread_prompt(prompt: str) -> OutgoingMessage:
 def learned_note(name: str, note: str, link: LinkRow) -> OutgoingMessage:
     text = f"✍️ **{name}** tried this week's experiment ({markdown_link(link)}):"
     return OutgoingMessage(
-        text=f"{name} shared what they learned", sections=(text, _clip(note, 1500))
+        text=f"{name} shared what they learned", sections=(text, _clip(shown(note), 1500))
     )
 
 
@@ -81,7 +88,7 @@ def suggestion(link: LinkRow, feed: str) -> OutgoingMessage:
     """One suggested link from a subscribed feed, to approve or dismiss."""
     sections = [f"**{markdown_link(link)}**"]
     if link.summary:
-        sections.append(_clip(link.summary, 300))
+        sections.append(_clip(shown(link.summary), 300))
     return OutgoingMessage(
         text=f"Suggested: {title_of(link)}",
         sections=tuple(sections),
@@ -95,7 +102,7 @@ def suggestion(link: LinkRow, feed: str) -> OutgoingMessage:
 
 def link_line(link: LinkRow) -> str:
     """'#12 [Title](url) · video, share · broken (HTTP 404)'."""
-    details = [", ".join(link.topics or ())] if link.topics else []
+    details = [shown(", ".join(link.topics))] if link.topics else []
     if link.level:
         details.append(link.level)
     if link.health == "broken":

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+from bot.core.markup import link
 from bot.core.types import Button, ButtonStyle, OutgoingMessage
 from nudges.config import LADDER, CampaignConfig, Stage
 
@@ -49,8 +50,7 @@ class LinkPick:
 
     @property
     def markup(self) -> str:
-        title = self.title.replace("[", "(").replace("]", ")")
-        return f"[{title}]({self.url})"
+        return link(self.title, self.url)
 
 
 @dataclass(frozen=True, slots=True)

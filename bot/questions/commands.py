@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config.organisation import NETWORKS
 from bot.core.clock import as_utc
+from bot.core.markup import link as markup_link
 from bot.core.permissions import Permission, allowed
 from bot.core.types import OutgoingMessage
 from bot.questions import expertise_commands, messages
@@ -93,7 +94,7 @@ class DeskCommands:
             return OutgoingMessage(text="You have no open questions right now. Thank you!")
         lines = [
             f"- #{q.id} ({q.status}) “{messages.quote(_short(q.text))}”"
-            + (f" · [open]({q.url})" if q.url else "")
+            + (" · " + markup_link("open", q.url) if q.url else "")
             for q in rows[:MAX_LISTED]
         ]
         return OutgoingMessage(

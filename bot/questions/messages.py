@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from bot.core.clock import as_utc
+from bot.core.markup import link as markup_link
 from bot.core.types import Button, ButtonStyle, OutgoingMessage
 from bot.storage.models import QuestionRow
 
@@ -82,7 +83,7 @@ def routed(view: Routed, now: datetime) -> OutgoingMessage:
         f"**{lead}** from {view.source_label}"
         + (f" about _{view.topic_name}_" if view.topic_name else ""),
         _question_block(q),
-        f"Asked {asked} · " + (f"[open it on the page]({q.url})" if q.url else "no link"),
+        f"Asked {asked} · " + (markup_link("open it on the page", q.url) if q.url else "no link"),
         f"Why you: {view.why}.",
     ]
     if view.before:
@@ -112,7 +113,7 @@ def claimed(q: QuestionRow, who: str) -> OutgoingMessage:
         sections=(
             f"**{who} is answering this one.** Thank you!",
             _question_block(q),
-            (f"[Open it on the page]({q.url})" if q.url else "")
+            (markup_link("Open it on the page", q.url) if q.url else "")
             + "\nWhen your reply is up, press **I answered**. I'll check the page and credit you.",
         ),
         buttons=(
@@ -147,7 +148,7 @@ def channel_call(
             f"{waited(q.posted_at or q.created_at, now)}.",
             _question_block(q),
             *(_answered_before(before) if before else ()),
-            (f"[Open it on the page]({q.url}) · " if q.url else "")
+            (markup_link("Open it on the page", q.url) + " · " if q.url else "")
             + "Press **I'll answer** to take it; answer as yourself and say how you are related "
             "to us.",
         ),
@@ -162,7 +163,7 @@ def claim_reminder(q: QuestionRow) -> OutgoingMessage:
         sections=(
             "**A gentle nudge:** you took this question. Is your answer up yet?",
             _question_block(q),
-            (f"[Open it on the page]({q.url}). " if q.url else "")
+            (markup_link("Open it on the page", q.url) + ". " if q.url else "")
             + "If you can't get to it, press **I can't after all** and I'll find someone else.",
         ),
         buttons=(
@@ -232,7 +233,7 @@ def skeleton(author: str | None, first_name: str, affiliation: str) -> str:
 
 
 def _answered_before(before: tuple[tuple[str, str], ...]) -> tuple[str]:
-    return ("Answered before: " + "; ".join(f"[by {who}]({link})" for who, link in before),)
+    return ("Answered before: " + "; ".join(markup_link(f"by {who}", url) for who, url in before),)
 
 
 def _question_block(q: QuestionRow) -> str:

@@ -13,6 +13,7 @@ from aiohttp.abc import AbstractResolver, ResolveResult
 from bot.config.organisation import parse_organisation
 from bot.core.errors import ConfigurationError
 from bot.core.types import Button, OutgoingMessage
+from bot.platforms.markup import to_slack, to_teams
 from bot.platforms.slack.blocks import render_blocks
 from bot.platforms.teams.cards import render_card
 from bot.storage.models import LinkRow
@@ -275,3 +276,19 @@ def test_private_addresses_written_out_are_caught_before_any_request(
     url: str, private: bool
 ) -> None:
     assert literal_private(url) is private
+
+
+def test_text_from_feeds_cannot_mention_anyone_or_break_a_link() -> None:
+    hostile = stored_link(
+        title="Ping <@U0ADA0001> and <!channel>",
+        summary="<!here> read this",
+        url="https://en.wikipedia.org/wiki/Mercury_(planet)",
+    )
+    post = messages.weekly_post(hostile, "2026-W10")
+    (section,) = [s for s in post.sections if "Link of the week" in s]
+    slack = to_slack(section)
+    assert "<@U0ADA0001>" not in slack and "<!channel>" not in slack
+    link = "<https://en.wikipedia.org/wiki/Mercury_%28planet%29|Ping \u2039@U0ADA0001\u203a"
+    assert link in slack
+    assert "<!here>" not in to_slack(post.sections[1])
+    assert to_teams(section).endswith("(https://en.wikipedia.org/wiki/Mercury_%28planet%29)")
