@@ -6,6 +6,7 @@ from collections.abc import Sequence
 
 from bot.core.markup import link as markup_link
 from bot.core.types import FORM_OPEN_ACTION, Button, ButtonStyle, OutgoingMessage
+from bot.questions.text import neutralise_mentions
 from bot.storage.models import LinkRow
 from nudges.messages import LinkPick
 
@@ -22,8 +23,8 @@ DEFAULT_EXPERIMENT = (
 
 def shown(text: str) -> str:
     """Text from feeds or people, safe to put in a message: `<@U…>` or `<!here>` written in a
-    feed's title must not become a mention in Slack, so angle brackets are shown as look-alikes."""
-    return text.replace("<", "\u2039").replace(">", "\u203a")
+    feed's title must not ping anyone (the same rule as for public questions on the desk)."""
+    return neutralise_mentions(text)
 
 
 def title_of(link: LinkRow) -> str:

@@ -288,7 +288,10 @@ def test_text_from_feeds_cannot_mention_anyone_or_break_a_link() -> None:
     (section,) = [s for s in post.sections if "Link of the week" in s]
     slack = to_slack(section)
     assert "<@U0ADA0001>" not in slack and "<!channel>" not in slack
-    link = "<https://en.wikipedia.org/wiki/Mercury_%28planet%29|Ping \u2039@U0ADA0001\u203a"
+    at = "\uff20"  # the full-width at sign the desk uses for mentions that ping nobody
+    link = (
+        f"<https://en.wikipedia.org/wiki/Mercury_%28planet%29|Ping {at}U0ADA0001 and {at}channel>"
+    )
     assert link in slack
     assert "<!here>" not in to_slack(post.sections[1])
     assert to_teams(section).endswith("(https://en.wikipedia.org/wiki/Mercury_%28planet%29)")
