@@ -190,13 +190,24 @@ class LibraryCommands:
         for link in rows:
             ctx.reply(messages.suggestion(link, link.source.removeprefix("feed:")))
 
-    async def subscribe(self, ctx: CommandContext, rest: str) -> None:
+    async def _feed(
+        self, ctx: CommandContext, rest: str, refusal: str
+    ) -> tuple[str, LibraryFeedRow | None] | None:
+        """The feed address typed (canonical) and its subscription, if any; None (with
+        `refusal` and the reason said) when it is not an address."""
         try:
             url = canonical_url(written_url(rest))
         except InvalidLink as exc:
-            ctx.reply(f"I can't subscribe to that: {exc}.")
-            return
+            ctx.reply(f"{refusal}: {exc}.")
+            return None
         row = await ctx.session.scalar(select(LibraryFeedRow).where(LibraryFeedRow.url == url))
+        return url, row
+
+    async def subscribe(self, ctx: CommandContext, rest: str) -> None:
+        found = await self._feed(ctx, rest, "I can't subscribe to that")
+        if found is None:
+            return
+        url, row = found
         if row is not None and row.active:
             ctx.reply("Already subscribed: its new items arrive in `library suggested`.")
             return
@@ -221,12 +232,10 @@ class LibraryCommands:
         )
 
     async def unsubscribe(self, ctx: CommandContext, rest: str) -> None:
-        try:
-            url = canonical_url(written_url(rest))
-        except InvalidLink as exc:
-            ctx.reply(f"That is not a feed address: {exc}.")
+        found = await self._feed(ctx, rest, "That is not a feed address")
+        if found is None:
             return
-        row = await ctx.session.scalar(select(LibraryFeedRow).where(LibraryFeedRow.url == url))
+        url, row = found
         if row is None or not row.active:
             ctx.reply("I'm not subscribed to that feed. Say `library feeds` to see the list.")
             return

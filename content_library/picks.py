@@ -24,6 +24,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config.organisation import OrganisationConfig
+from bot.storage.database import insert_for
 from bot.storage.models import (
     ExpertiseRow,
     LinkFeedbackRow,
@@ -34,7 +35,7 @@ from bot.storage.models import (
     TeamRow,
 )
 from content_library import messages
-from content_library.store import ACTIVE, SHAREABLE, insert_for
+from content_library.store import ACTIVE, SHAREABLE
 from nudges.config import Stage
 from nudges.messages import LinkPick
 

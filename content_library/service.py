@@ -23,7 +23,7 @@ from bot.core.clock import Clock
 from bot.core.types import Address, OutgoingMessage, Platform
 from bot.delivery import outbox
 from bot.storage import directory, participation
-from bot.storage.database import Database
+from bot.storage.database import Database, insert_for
 from bot.storage.models import LibraryFeedRow, LinkRow, LinkShareRow, PersonRow
 from content_library import messages, store
 from content_library.checker import CheckLimits, CheckResult, Health, LinkChecker
@@ -168,8 +168,13 @@ class LibraryService:
         now = self.clock.now()
         newly_broken = 0
         async with self.db.transaction() as session:
+            ids = [link_id for link_id, _ in results]
+            links = {
+                link.id: link
+                for link in (await session.scalars(select(LinkRow).where(LinkRow.id.in_(ids))))
+            }
             for link_id, result in results:
-                link = await session.get(LinkRow, link_id)
+                link = links.get(link_id)
                 if link is None:
                     continue
                 was_broken = link.health == store.BROKEN
@@ -259,7 +264,7 @@ class LibraryService:
     ) -> int:
         key = weekly_key(week, platform, channel)
         result = await session.execute(
-            store.insert_for(session)(LinkShareRow)
+            insert_for(session)(LinkShareRow)
             .values(
                 key=key,
                 link_id=link.id,
@@ -297,22 +302,29 @@ class LibraryService:
         week = iso_week(now.astimezone(self.zone))
         sent = 0
         async with self.db.transaction() as session:
-            counts = await store.counts(session)
-            if not counts[store.ACTIVE] and not counts[store.SUGGESTED]:
-                return 0
-            message = await self.summary(session, week)
+            # The job runs every few minutes all week: once everyone has this week's summary,
+            # nothing more is read.
+            due = []
             for person in self.org.evangelists():
                 person_id = await session.scalar(
                     select(PersonRow.id).where(PersonRow.key == person.id)
                 )
-                if person_id is None:
-                    continue
+                key = f"library-summary:{week}:{person_id}"
+                if person_id is not None and await outbox.find_by_key(session, key) is None:
+                    due.append((person_id, key))
+            if not due:
+                return 0
+            counts = await store.counts(session)
+            if not counts[store.ACTIVE] and not counts[store.SUGGESTED]:
+                return 0
+            message = await self.summary(session, week, counts)
+            for person_id, key in due:
                 address = await directory.address_of(session, person_id, self.platforms)
                 if address is None:
                     continue
                 sent += await outbox.enqueue(
                     session,
-                    key=f"library-summary:{week}:{person_id}",
+                    key=key,
                     address=address,
                     message=message,
                     now=now,
@@ -322,8 +334,11 @@ class LibraryService:
             self.on_enqueued()
         return sent
 
-    async def summary(self, session: AsyncSession, week: str) -> OutgoingMessage:
-        counts = await store.counts(session)
+    async def summary(
+        self, session: AsyncSession, week: str, counts: dict[str, int] | None = None
+    ) -> OutgoingMessage:
+        """The library's week for the evangelist (`counts` when the caller has them)."""
+        counts = counts if counts is not None else await store.counts(session)
         broken = (
             await session.scalars(
                 select(LinkRow)
@@ -337,7 +352,7 @@ class LibraryService:
             ((f.link, f.helpful) for f in figures if f.helpful > 0), key=lambda x: -x[1]
         )
         # Links shared in the last few days had no fair chance to be opened yet.
-        settled = await store.figures(session, shared_before=self.clock.now() - SETTLE)
+        settled = [f for f in figures if f.first_shared < self.clock.now() - SETTLE]
         unopened = sorted(
             ((f.link, f.opens, f.shares) for f in settled), key=lambda x: (x[1] / x[2], -x[2])
         )

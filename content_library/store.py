@@ -3,17 +3,15 @@ and the figures the evangelist reads."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import String, case, cast, func, or_, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.database import dialect_of
+from bot.core.clock import as_utc
+from bot.storage.database import insert_for
 from bot.storage.models import LinkFeedbackRow, LinkRow, LinkShareRow
 from content_library.candidates import LinkCandidate
 
@@ -32,11 +30,6 @@ class Added:
     duplicates: int
     ids: tuple[int, ...] = ()
     """The new links' ids, in the order given."""
-
-
-def insert_for(session: AsyncSession) -> Callable[[Any], Any]:
-    """The dialect's INSERT (both have ON CONFLICT DO NOTHING)."""
-    return pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
 
 
 async def add_links(
@@ -162,23 +155,23 @@ async def feedback(
 class LinkFigures:
     link: LinkRow
     shares: int
+    first_shared: datetime
     opens: int
     helpful: int
     not_for_me: int
 
 
-async def figures(
-    session: AsyncSession,
-    link_ids: Iterable[int] | None = None,
-    *,
-    shared_before: datetime | None = None,
-) -> list[LinkFigures]:
-    """Shares, opens and votes for every active link that was shared (or for `link_ids`);
-    with `shared_before`, only links first shared before then (people had time to open them)."""
-    counted = select(LinkShareRow.link_id, func.count().label("n")).group_by(LinkShareRow.link_id)
-    if shared_before is not None:
-        counted = counted.having(func.min(LinkShareRow.shared_at) < shared_before)
-    shares = counted.subquery()
+async def figures(session: AsyncSession) -> list[LinkFigures]:
+    """Shares (and the first), opens and votes for every active link that was shared."""
+    shares = (
+        select(
+            LinkShareRow.link_id,
+            func.count().label("n"),
+            func.min(LinkShareRow.shared_at).label("first"),
+        )
+        .group_by(LinkShareRow.link_id)
+        .subquery()
+    )
     votes = (
         select(
             LinkFeedbackRow.link_id,
@@ -190,16 +183,14 @@ async def figures(
         .subquery()
     )
     query = (
-        select(LinkRow, shares.c.n, votes.c.opens, votes.c.up, votes.c.down)
+        select(LinkRow, shares.c.n, shares.c.first, votes.c.opens, votes.c.up, votes.c.down)
         .join(shares, shares.c.link_id == LinkRow.id)
         .outerjoin(votes, votes.c.link_id == LinkRow.id)
         .where(LinkRow.status == ACTIVE)
     )
-    if link_ids is not None:
-        query = query.where(LinkRow.id.in_(list(link_ids)))
     return [
-        LinkFigures(link, int(n or 0), int(opens or 0), int(up or 0), int(down or 0))
-        for link, n, opens, up, down in (await session.execute(query)).all()
+        LinkFigures(link, int(n), as_utc(first), int(opens or 0), int(up or 0), int(down or 0))
+        for link, n, first, opens, up, down in (await session.execute(query)).all()
     ]
 
 

@@ -25,8 +25,6 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.config.base import WEEKDAYS
@@ -35,7 +33,7 @@ from bot.core.clock import Clock, as_utc
 from bot.core.types import OutgoingMessage, Role
 from bot.delivery import outbox
 from bot.storage import directory
-from bot.storage.database import Database, dialect_of
+from bot.storage.database import Database, insert_for
 from bot.storage.models import (
     CampaignRow,
     NudgePreferenceRow,
@@ -376,7 +374,7 @@ class NudgeService:
         one row: the insert ignores a row another transaction just made)."""
         row = await session.get(NudgePreferenceRow, person_id)
         if row is None:
-            insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+            insert = insert_for(session)
             await session.execute(
                 insert(NudgePreferenceRow)
                 .values(person_id=person_id, stopped=[], stage=Stage.WATCH.value, updated_at=now)
@@ -430,7 +428,7 @@ class NudgeService:
     ) -> int:
         if not planned:
             return 0
-        insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+        insert = insert_for(session)
         values = [
             {
                 "key": p.key,

@@ -14,13 +14,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import as_utc
 from bot.core.types import Address, MessageRef, OutgoingMessage
-from bot.storage.database import dialect_of
+from bot.storage.database import insert_for
 from bot.storage.models import OutboxRow
 
 PENDING, CLAIMED, SENDING, SENT, FAILED = "pending", "claimed", "sending", "sent", "failed"
@@ -73,7 +71,7 @@ async def enqueue(
         "created_at": now,
         "possible_duplicate": False,
     }
-    insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     result = await session.execute(
         insert(OutboxRow)
         .values(**values)

@@ -10,11 +10,9 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from bot.core.clock import Clock
-from bot.storage.database import Database, dialect_of
+from bot.storage.database import Database, insert_for
 from bot.storage.models import LlmUsageRow
 
 
@@ -57,7 +55,7 @@ class UsageLedger:
             "failures": 1 if failed else 0,
         }
         async with self.db.transaction() as session:
-            insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+            insert = insert_for(session)
             statement = insert(LlmUsageRow).values(**values)
             added = statement.excluded
             await session.execute(

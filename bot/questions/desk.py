@@ -17,8 +17,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.exc import StaleDataError
 
@@ -36,7 +34,7 @@ from bot.questions.expertise import Evidence
 from bot.questions.routing import Hours, Pick, Router, Wait
 from bot.questions.text import detect_question, looks_like_spam, sanitise
 from bot.storage import directory, participation
-from bot.storage.database import Database, dialect_of
+from bot.storage.database import Database, insert_for
 from bot.storage.models import (
     AssignmentRow,
     PageReplyRow,
@@ -278,7 +276,7 @@ class QuestionDesk:
             "created_at": now,
             "updated_at": now,
         }
-        insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+        insert = insert_for(session)
         result = await session.execute(
             insert(QuestionRow)
             .values(**values)
@@ -329,7 +327,7 @@ class QuestionDesk:
         if not item.parent_id:
             report.skip("the page's own post" if item.by_page else "staff post")
             return False
-        insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+        insert = insert_for(session)
         await session.execute(
             insert(PageReplyRow)
             .values(

@@ -42,12 +42,10 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 
 from sqlalchemy import delete, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from bot.core.clock import as_utc
-from bot.storage.database import dialect_of
+from bot.storage.database import insert_for
 from bot.storage.models import ExpertiseRow
 
 MAX_OVERRIDE = 3.0
@@ -259,7 +257,7 @@ async def _locked(
     find the row; then SELECT … FOR UPDATE (PostgreSQL; SQLite already holds the write lock
     after the insert), so the read-decay-write cannot lose the other's evidence.
     """
-    insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     await session.execute(
         insert(ExpertiseRow)
         .values(

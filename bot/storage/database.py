@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import event, text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
@@ -64,6 +66,11 @@ def dialect_of(session: AsyncSession) -> str:
     """The dialect name of the session's connection ('sqlite' or 'postgresql')."""
     bind = session.get_bind()
     return str(bind.dialect.name)
+
+
+def insert_for(session: AsyncSession) -> Callable[[Any], Any]:
+    """The dialect's INSERT, for `ON CONFLICT DO NOTHING` on PostgreSQL and SQLite alike."""
+    return pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
 
 
 class Database:

@@ -5,11 +5,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.database import dialect_of
+from bot.storage.database import insert_for
 from bot.storage.models import ProcessedEventRow
 
 
@@ -23,7 +21,7 @@ async def mark_processed(
     replicas racing on the same id are settled by the primary key.
     """
     values = {"platform": platform, "event_id": event_id[:200], "received_at": now}
-    insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     statement = insert(ProcessedEventRow).values(**values).on_conflict_do_nothing()
     result = await session.execute(statement)
     return bool(result.rowcount)  # type: ignore[attr-defined]

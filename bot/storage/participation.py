@@ -9,11 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from bot.storage.database import dialect_of
+from bot.storage.database import insert_for
 from bot.storage.models import ParticipationRow
 
 
@@ -27,7 +25,7 @@ async def record(
     details: dict[str, Any] | None = None,
 ) -> bool:
     """Record that `person_id` did `kind` to `reference`; False when it was already recorded."""
-    insert = pg_insert if dialect_of(session) == "postgresql" else sqlite_insert
+    insert = insert_for(session)
     result = await session.execute(
         insert(ParticipationRow)
         .values(person_id=person_id, kind=kind, reference=reference[:200], at=at, details=details)
