@@ -20,6 +20,8 @@ from bot.core.ports import ChatPlatform, LanguageModel
 from bot.core.types import Platform
 from bot.delivery.dispatcher import Dispatcher
 from bot.delivery.ratelimit import SLACK_LIMITS, TEAMS_LIMITS, UNLIMITED, RateLimiter
+from bot.digests.commands import DigestCommands
+from bot.digests.service import DigestService
 from bot.observability import Metrics
 from bot.platforms.console.platform import ConsolePlatform
 from bot.questions.desk import QuestionDesk, sync_handles
@@ -30,6 +32,7 @@ from bot.scheduling import Job, JobScheduler
 from bot.services import basics
 from bot.services.chat import ChatService
 from bot.services.commands import CommandRegistry
+from bot.services.reactions import ReactionListener
 from bot.storage import directory, events
 from bot.storage.database import Database
 from content_library.service import LibraryService
@@ -63,6 +66,8 @@ class Evangelist:
     routing: RoutingService | None = None
     nudges: NudgeService | None = None
     library: LibraryService | None = None
+    digests: DigestService | None = None
+    digest_commands: DigestCommands | None = None
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     async def prepare(self) -> None:
@@ -128,6 +133,8 @@ class Evangelist:
             await self.drafts.close()
         if self.library is not None:
             await self.library.close()
+        if self.digest_commands is not None:
+            await self.digest_commands.close()
         await self.db.close()
 
 
@@ -151,6 +158,7 @@ def build(
     registry = CommandRegistry()
     basics.register(registry)
     chat = ChatService(db, clock, metrics, registry, organisation)
+    chat.hooks.append(ReactionListener())
     chosen: dict[str, ChatPlatform] = {}
     limiters: dict[str, RateLimiter] = {}
     bot = Evangelist(
@@ -188,6 +196,7 @@ def build(
         _wire_desk(bot, organisation, list(chosen))
         _wire_nudges(bot, organisation, list(chosen))
         _wire_library(bot, organisation, list(chosen))
+        _wire_digests(bot, organisation, list(chosen))
     bot.scheduler = JobScheduler(db, metrics, _jobs(bot))
     if not console:
         from bot.web.server import create_web_app
@@ -279,6 +288,21 @@ def _wire_library(bot: Evangelist, organisation: OrganisationConfig, platforms: 
         bot.nudges.links = bot.library.picker
 
 
+def _wire_digests(bot: Evangelist, organisation: OrganisationConfig, platforms: list[str]) -> None:
+    """Leader digests: the weekly job, `digest` (this week so far) and `recognition on|off`."""
+    from bot.digests import commands as digest_commands
+
+    bot.digests = DigestService(
+        bot.db,
+        bot.clock,
+        organisation,
+        platforms=platforms,
+        on_enqueued=bot.dispatcher.poke,
+        language_model=bot.desk.language_model if bot.desk is not None else None,
+    )
+    bot.digest_commands = digest_commands.register(bot.registry, bot.digests)
+
+
 def _language_model(bot: Evangelist, organisation: OrganisationConfig) -> LanguageModel | None:
     """On when OPENAI_API_KEY is set; a server that needs no key takes any non-empty value."""
     if not bot.settings.openai_api_key:
@@ -320,6 +344,9 @@ def _jobs(bot: Evangelist) -> list[Job]:
             # Reaching out to other people's servers: not from the local console demo.
             jobs.append(Job("library.check", 3600, bot.library.check_due))
             jobs.append(Job("library.feeds", 900, bot.library.poll_feeds))
+
+    if bot.digests is not None:
+        jobs.append(Job("digests.weekly", 300, bot.digests.run_due, at_start=True))
 
     if bot.poller is not None and bot.poller.configs and bot.console is None:
         # The console is a local demo: it never reaches out to real brand pages.

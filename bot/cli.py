@@ -75,6 +75,9 @@ def parser() -> argparse.ArgumentParser:
     from content_library.cli import add_parser as add_library_parser
 
     add_library_parser(commands)
+    from bot.digests.cli import add_parser as add_digest_parser
+
+    add_digest_parser(commands)
     return top
 
 
@@ -137,6 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             from content_library.cli import run as run_library
 
             outcome = run_library(args)
+            if outcome is not None:
+                return outcome
+        if args.command in ("digest", "demo"):
+            from bot.digests.cli import run as run_digest
+
+            outcome = run_digest(args)
             if outcome is not None:
                 return outcome
         if args.command == "expertise" and args.expertise_command == "list":

@@ -121,11 +121,21 @@ async def _console(
     if bot.routing is not None:
         await bot.routing.retrain()
     await bot.start(dispatcher=False)
+
+    async def deliver() -> int:
+        # What a command started in the background (this week's digest, a suggested reply)
+        # is shown before the next prompt, as a chat app would show it a moment later.
+        if bot.digest_commands is not None:
+            await bot.digest_commands.drain()
+        if bot.drafts is not None:
+            await bot.drafts.drain()
+        return await bot.dispatcher.drain()
+
     session = ConsoleSession(
         bot.chat,
         bot.console,
         bot.db,
-        bot.dispatcher.drain,
+        deliver,
         sys.stdout,
         handle,
         echo=lines is not None,

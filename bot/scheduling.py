@@ -90,8 +90,10 @@ class JobScheduler:
         jobs: list[Job],
         *,
         retry_leadership: float = 10.0,
+        stop_grace: float = 10.0,
     ) -> None:
         self.jobs = jobs
+        self.stop_grace = stop_grace
         self.metrics = metrics
         self.leadership = Leadership(database)
         self.retry_leadership = retry_leadership
@@ -167,10 +169,14 @@ class JobScheduler:
         if self._scheduler is not None:
             self._scheduler.shutdown(wait=False)
             self._scheduler = None
-        # Jobs still running would outlive the database they use: stop them (their work is
-        # claimed in transactions, so what they had not committed is simply done next time).
+        # Jobs still running would outlive the database they use. They get a few seconds to
+        # finish (a digest being drawn, a batch being sent); then they are stopped, which is
+        # safe: their work is claimed in transactions, so what they had not committed is
+        # simply done next time.
         self._stopping = True
         running = [task for task in self._running if task is not asyncio.current_task()]
+        if running:
+            await asyncio.wait(running, timeout=self.stop_grace)
         for task in running:
             task.cancel()
         await asyncio.gather(*running, return_exceptions=True)

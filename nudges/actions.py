@@ -96,6 +96,15 @@ class NudgeActions:
                 at=ctx.now,
                 details={"campaign": row.campaign_key, "step": asked.value},
             )
+            if after.rank > before.rank:
+                await participation.record(
+                    ctx.session,
+                    person_id=ctx.person.id,
+                    kind="ladder_up",
+                    reference=f"nudge:{row.id}",
+                    at=ctx.now,
+                    details={"from": before.value, "to": after.value},
+                )
         await self._settle(ctx, row, campaign, "done")
         ctx.reply(messages.thanks(first_name(ctx.person), before, after, test=row.test))
 

@@ -24,7 +24,7 @@ from bot.questions.commands import parse_until
 from bot.services.basics import first_name
 from bot.services.commands import Command, CommandContext, CommandRegistry, FormSpec
 from bot.services.forms import answers, form_message, problems_message
-from bot.storage import audit, directory
+from bot.storage import audit, directory, participation
 from bot.storage.models import NudgeRow
 from nudges import messages
 from nudges.config import LADDER, CampaignConfig, Stage
@@ -240,7 +240,17 @@ class NudgeCommands:
                 names = ", ".join(s.value for s in LADDER)
                 ctx.reply(f"The ladder has these steps: {names}. Say `ladder share`, for example.")
                 return
+            before = Stage(prefs.stage)
             prefs.stage, prefs.stage_at, prefs.updated_at = stage.value, ctx.now, ctx.now
+            if stage.rank > before.rank:
+                await participation.record(
+                    ctx.session,
+                    person_id=ctx.person.id,
+                    kind="ladder_up",
+                    reference=f"ladder:{ctx.now.isoformat()}",
+                    at=ctx.now,
+                    details={"from": before.value, "to": stage.value},
+                )
             # What was planned asked for the old stage's next step.
             await self.service.drop_planned(ctx.session, person_id=ctx.person.id)
             ctx.reply(

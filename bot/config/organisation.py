@@ -17,6 +17,7 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 from bot.config.base import WEEKDAYS, ChannelsConfig, Strict, check_key, check_timezone, weekday
 from bot.core.errors import ConfigurationError
 from bot.core.types import Role
+from bot.digests.config import DigestConfig
 from content_library.config import LibraryConfig
 from nudges.config import CampaignConfig, NudgePolicyConfig
 
@@ -280,6 +281,7 @@ class OrganisationConfig(Strict):
     nudges: NudgePolicyConfig = Field(default_factory=NudgePolicyConfig)
     campaigns: list[CampaignConfig] = Field(default_factory=list)
     library: LibraryConfig = Field(default_factory=LibraryConfig)
+    digests: DigestConfig = Field(default_factory=DigestConfig)
 
     @model_validator(mode="after")
     def _references(self) -> OrganisationConfig:
@@ -311,6 +313,9 @@ class OrganisationConfig(Strict):
                     f"topics[{i}].fallback_owner: no person with id {topic.fallback_owner!r}"
                 )
         problems += self._campaign_references(people, team_ids)
+        for key in self.digests.leaders:
+            if key not in people:
+                problems.append(f"digests.leaders.{key}: no person with id {key!r}")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -366,6 +371,11 @@ class OrganisationConfig(Strict):
 
     def campaign(self, key: str) -> CampaignConfig | None:
         return next((c for c in self.campaigns if c.id == key), None)
+
+    def leaders(self) -> list[PersonConfig]:
+        """People who lead at least one team: they get the weekly digest."""
+        keys = {key for team in self.teams for key in team.leaders}
+        return [p for p in self.people if p.id in keys]
 
     def evangelists(self) -> list[PersonConfig]:
         return [p for p in self.people if Role.EVANGELIST in p.roles]

@@ -404,6 +404,8 @@ class ReactionAdded:
     actor: Actor
     reaction: str
     item: MessageRef | None
+    on_bot_message: bool = False
+    """The reaction is on one of the bot's own messages (a participation signal)."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -199,6 +199,8 @@ class Dispatcher:
             limiter.restamp(row.address.destination_key(), reserved, self._seconds())
         started = time.perf_counter()
         try:
+            if row.payload.get("after_key"):
+                await self._original(str(row.payload["after_key"]))
             payload = await self._resolve_update(row)
             address = await self._resolve_thread(row)
             ref = await send(platform, row.operation, address, payload, row.attachment, row.key)
@@ -328,11 +330,19 @@ class Dispatcher:
         async with self.db.transaction() as session:
             expired = await outbox.expired_leases(session, now)
             snapshot = [
-                (r.id, r.status, r.platform, r.idempotency_key, r.address, r.sending_since)
+                (
+                    r.id,
+                    r.status,
+                    r.platform,
+                    r.idempotency_key,
+                    r.address,
+                    r.sending_since,
+                    r.operation,
+                )
                 for r in expired
             ]
         settled = 0
-        for row_id, status, platform_name, key, address_data, sending_since in snapshot:
+        for row_id, status, platform_name, key, address_data, sending_since, op in snapshot:
             if status == outbox.CLAIMED:
                 async with self.db.transaction() as session:
                     await outbox.release_expired(session, row_id, now)
@@ -343,6 +353,9 @@ class Dispatcher:
                 continue
             since = as_utc(sending_since or now) - timedelta(seconds=30)
             try:
+                if op == "upload":
+                    # An uploaded file carries no message metadata to find our key in.
+                    raise NotSupported("uploads cannot be read back")
                 ref = await platform.find_delivered(Address.from_dict(address_data), key, since)
             except NotSupported:
                 async with self.db.transaction() as session:

@@ -36,6 +36,7 @@ async def enqueue(
     update_of: MessageRef | None = None,
     update_of_key: str | None = None,
     thread_of_key: str | None = None,
+    after_key: str | None = None,
     attachment: bytes | None = None,
     not_before: datetime | None = None,
     extra: dict[str, Any] | None = None,
@@ -55,6 +56,9 @@ async def enqueue(
         # A reply under a message that may not be sent yet: the dispatcher puts the parent's
         # reference in the address once it exists (see Dispatcher._resolve_thread).
         payload["thread_of_key"] = thread_of_key
+    if after_key is not None:
+        # Sent only once the row with this key is (a chart after the words it illustrates).
+        payload["after_key"] = after_key
     if extra:
         payload["extra"] = extra
     values = {

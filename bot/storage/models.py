@@ -55,6 +55,8 @@ class PersonRow(Base):
     """Who said so: 'command' (they told the bot) or a platform's status ('slack'). A status
     that ends clears only what a status set."""
     questions_paused_until: Mapped[datetime | None]
+    recognition_at: Mapped[datetime | None]
+    """When they agreed to be named in leaders' digests (None: never, or withdrawn)."""
     created_at: Mapped[datetime]
     updated_at: Mapped[datetime]
 
@@ -338,12 +340,17 @@ class ParticipationRow(Base):
     """Something a person did that counts as taking part; the digests' single source of truth."""
 
     __tablename__ = "participation_events"
-    __table_args__ = (UniqueConstraint("person_id", "kind", "reference"),)
+    __table_args__ = (
+        UniqueConstraint("person_id", "kind", "reference"),
+        # The digests read weeks of events by time, person and kind: with all three in the
+        # index, PostgreSQL answers from the index alone.
+        Index("ix_participation_window", "at", "person_id", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True)
     person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
     kind: Mapped[str] = mapped_column(String(40))
-    at: Mapped[datetime] = mapped_column(index=True)
+    at: Mapped[datetime]
     reference: Mapped[str] = mapped_column(String(200))
     details: Mapped[dict[str, Any] | None]
 
@@ -593,3 +600,31 @@ class LibraryFeedRow(Base):
     added_at: Mapped[datetime]
     polled_at: Mapped[datetime | None]
     last_error: Mapped[str | None] = mapped_column(String(300))
+
+
+# -- leader digests -------------------------------------------------------------------------
+
+
+class DigestRow(Base):
+    """One leader's digest for one week, as it was sent: the figures and the words.
+
+    (leader, week) is unique: the weekly job inserts the snapshot and writes its outbox rows in
+    one transaction, so a job that runs twice, on any replica, sends one digest.
+    """
+
+    __tablename__ = "digests"
+    __table_args__ = (UniqueConstraint("leader_id", "week", name="uq_digests_leader_week"),)
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True)
+    leader_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    week: Mapped[str] = mapped_column(String(8))
+    """ISO week covered, '2026-W12', in the leader's time zone."""
+    zone: Mapped[str] = mapped_column(String(64))
+    scope: Mapped[str] = mapped_column(String(300))
+    figures: Mapped[dict[str, Any]]
+    narrative: Mapped[str | None] = mapped_column(Text)
+    narrative_source: Mapped[str] = mapped_column(String(10), default="template")
+    """'model' (the language model's, every number checked) or 'template'."""
+    message_key: Mapped[str] = mapped_column(String(300))
+    """The outbox key of the digest message."""
+    created_at: Mapped[datetime]

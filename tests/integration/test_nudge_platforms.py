@@ -69,7 +69,7 @@ async def send_the_nudge(running: RunningBot) -> None:
 async def state(running: RunningBot) -> tuple[list[str], str | None, str | None]:
     """Participation kinds, the nudge's response and Tom's ladder stage."""
     async with running.bot.db.transaction() as session:
-        kinds = list((await session.scalars(select(ParticipationRow.kind))).all())
+        kinds = sorted((await session.scalars(select(ParticipationRow.kind))).all())
         nudge = await session.scalar(select(NudgeRow))
         prefs = await session.scalar(select(NudgePreferenceRow))
     return kinds, nudge.response if nudge else None, prefs.stage if prefs else None
@@ -122,7 +122,7 @@ async def test_slack_done_twice_is_one_done(slack: Slack) -> None:
     second = await response_to(fake, "done-2", posts=2)
     answers = sorted([first["text"], second["text"]])
     assert answers[0].startswith("Already noted, Tom") and answers[1] == "Thank you, Tom!"
-    assert await state(slack.bot) == (["nudge_done"], "done", "react")
+    assert await state(slack.bot) == (["ladder_up", "nudge_done"], "done", "react")
 
     (updated,) = await fake.wait_for(UPDATE)
     assert updated.params["ts"] == nudge["ts"]
@@ -169,7 +169,7 @@ async def test_teams_not_now_then_done_double_clicked(teams: Teams, clock: Froze
     await teams.fake.wait_for_activities(count=4)
     card = card_of(teams.now(chat, sent))
     assert [a["title"] for a in card["actions"]] == ["Why am I getting this?"]
-    assert await state(teams.bot) == (["nudge_done"], "done", "react")
+    assert await state(teams.bot) == (["ladder_up", "nudge_done"], "done", "react")
     said = " ".join(words(a) for a in teams.fake.activities(chat))
     assert "No problem, Tom" in said and "Thank you, Tom!" in said and "Already noted" in said
 

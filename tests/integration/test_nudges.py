@@ -264,7 +264,8 @@ async def test_done_records_participation_once_and_moves_tom_up_the_ladder(
         events = (await session.scalars(select(ParticipationRow))).all()
         prefs = await session.get(NudgePreferenceRow, entry_person(bot, "tom"))
     assert [(e.kind, e.details) for e in events] == [
-        ("nudge_done", {"campaign": "react", "step": "react"})
+        ("nudge_done", {"campaign": "react", "step": "react"}),
+        ("ladder_up", {"from": "watch", "to": "react"}),  # for the leaders' digests
     ]
     assert prefs is not None and prefs.stage == "react"
     (row,) = [r for r in await rows(bot) if r.response]

@@ -274,3 +274,53 @@ async def test_two_workers_never_claim_the_same_row(
             )
         claimed += [r.id for r in rows]
     assert len(claimed) == len(set(claimed)) == 30
+
+
+class CrashingUpload(SlackPlatform):
+    """The real Slack client, dying right after a file upload went through."""
+
+    crash_after_upload = True
+
+    async def upload_image(self, address: Address, image: bytes, **kwargs: str) -> MessageRef:
+        ref = await super().upload_image(address, image, **kwargs)
+        if self.crash_after_upload:
+            raise Crash("died after uploading, before recording")
+        return ref
+
+
+async def test_an_upload_with_an_unknown_outcome_is_resent_and_flagged(
+    database_url: str, fake_slack: FakeSlackApi, clock: FrozenClock
+) -> None:
+    """A file carries no message metadata, so Slack cannot be asked whether it arrived."""
+    settings = make_settings(
+        database_url,
+        slack_bot_token=BOT_TOKEN,
+        slack_signing_secret=SIGNING_SECRET,
+        slack_api_base_url=fake_slack.base_url,
+    )
+    platform = CrashingUpload(web_client(settings))
+    bot = build(settings, clock=clock, platforms={"slack": platform})
+    try:
+        async with bot.db.transaction() as session:
+            await outbox.enqueue(
+                session,
+                key="chart",
+                address=Address.to_channel(Platform.SLACK, "C0NEWS"),
+                message=OutgoingMessage(text="a chart"),
+                operation="upload",
+                attachment=b"\x89PNG\r\n\x1a\n",
+                extra={"filename": "chart.png", "title": "A chart", "alt_text": "bars"},
+                now=clock.now(),
+            )
+        with pytest.raises(Crash):
+            await bot.dispatcher.dispatch_once()
+        platform.crash_after_upload = False
+        clock.advance(minutes=2)
+        assert await bot.dispatcher.recover_expired() == 1
+        await bot.dispatcher.drain()
+        assert fake_slack.calls_to("conversations.history") == []
+        assert len(fake_slack.calls_to("files.completeUploadExternal")) == 2
+        row = await _row(bot, "chart")
+        assert row.status == outbox.SENT and row.possible_duplicate
+    finally:
+        await bot.stop()

@@ -24,7 +24,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import select
 
 from bot.core.clock import FrozenClock
-from bot.storage.models import AuditRow, Base, OutboxRow, ProcessedEventRow
+from bot.storage.models import AuditRow, Base, OutboxRow, ParticipationRow, ProcessedEventRow
 from tests.conftest import RunningBot, event_envelope, slack_headers
 from tests.fakes.slack_api import RESPONSE_URL_CALL, FakeSlackApi
 
@@ -430,6 +430,40 @@ async def test_reaction_is_acknowledged_counted_and_not_answered(
     assert await slack_bot.drain() == 0
     assert await outbox_rows(slack_bot) == []
     assert fake_slack.calls_to(POST_MESSAGE) == []
+    assert await reactions_recorded(slack_bot) == []  # someone else's message: no signal
+
+
+async def reactions_recorded(bot: RunningBot) -> list[str]:
+    async with bot.bot.db.transaction() as session:
+        rows = await session.scalars(
+            select(ParticipationRow.reference).where(ParticipationRow.kind == "reacted")
+        )
+        return list(rows.all())
+
+
+async def test_a_reaction_to_the_bots_message_counts_as_taking_part_once(
+    slack: SlackSide, slack_bot: RunningBot
+) -> None:
+    for reaction in ("tada", "eyes"):
+        await slack.event(
+            {
+                "type": "reaction_added",
+                "user": ADA,
+                "reaction": reaction,
+                "item_user": BOT_USER,
+                "item": {"type": "message", "channel": GENERAL, "ts": "1700000000.000200"},
+                "event_ts": next_ts(),
+            }
+        )
+
+    async def both_taken_in() -> bool:
+        async with slack_bot.bot.db.transaction() as session:
+            rows = await session.scalars(select(ProcessedEventRow))
+            return len(rows.all()) == 2
+
+    await wait_until(both_taken_in, "both reactions to be processed")
+    # One per person and message; the emoji and the message's words are not kept.
+    assert await reactions_recorded(slack_bot) == [f"slack:{GENERAL}:1700000000.000200"]
 
 
 async def test_member_joined_gets_one_welcome_dm_and_the_bot_itself_none(

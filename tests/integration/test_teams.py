@@ -33,6 +33,7 @@ from bot.storage.models import (
     ConversationReferenceRow,
     IdentityRow,
     OutboxRow,
+    ParticipationRow,
 )
 from tests.conftest import RunningBot, make_settings, serving
 from tests.fakes.bot_connector import FakeBotConnector
@@ -872,3 +873,7 @@ async def test_reactions_and_edits_are_quietly_accepted(
     assert await outbox_rows(teams_bot) == []
     assert fake_connector.calls == []
     assert await metric(teams_bot, "evangelist_http_requests_total", status="500") is None
+    # Teams tells a bot only of reactions to its own messages: one counts as taking part.
+    async with teams_bot.bot.db.transaction() as session:
+        kinds = (await session.scalars(select(ParticipationRow.kind))).all()
+    assert kinds == ["reacted"]

@@ -35,7 +35,11 @@ def test_demo_organisation_is_valid() -> None:
     org = load_organisation(DEMO_ORG)
     assert {p.id for p in org.people} >= {"ada", "grace", "ravi"}
     assert Role.EMPLOYEE in org.people[0].roles  # everyone is an employee
-    assert len(org.teams) == 2 and len(org.topics) >= 2
+    assert len(org.teams) == 3 and len(org.topics) >= 2
+    # Digests break down only groups of at least min_group: the demo's teams are big enough.
+    assert org.digests.min_group == 5 and [p.id for p in org.leaders()] == ["grace"]
+    sizes = {t.id: len(t.members) for t in org.teams}
+    assert sizes == {"admissions": 5, "international": 5, "research": 7}
 
 
 def test_every_error_has_its_path_and_line() -> None:

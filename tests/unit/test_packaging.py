@@ -121,7 +121,7 @@ def test_slack_manifest_declares_the_bot_features(slack_manifest: dict[str, Any]
     assert features["app_home"]["messages_tab_enabled"] is True
     [command] = features["slash_commands"]
     assert command["command"] == "/evangelist"
-    assert command["usage_hint"] == "help | whoami | status"
+    assert command["usage_hint"] == "help | whoami | status | digest | recognition on"
     assert command["url"].endswith("/slack/events")
     # The question desk's message shortcut; bot/platforms/slack/inbound.py listens for its
     # callback_id (SEND_TO_DESK), so the two must not drift apart.
@@ -228,7 +228,7 @@ def test_teams_bot_entry(teams_manifest: dict[str, Any]) -> None:
         for command_list in bot["commandLists"]
         for command in command_list["commands"]
     ]
-    assert titles == ["help", "whoami", "status"]
+    assert titles == ["help", "whoami", "status", "digest", "recognition"]
     for command_list in bot["commandLists"]:
         for command in command_list["commands"]:
             assert len(command["title"]) <= 32 and 0 < len(command["description"]) <= 128

@@ -189,16 +189,24 @@ class SlackInbound:
         message = ChannelMessage(_event_id(body), _actor(event["user"]), _plain_links(text), where)
         await self.chat.handle(message)
 
-    async def _on_reaction(self, body: dict[str, Any], event: dict[str, Any]) -> None:
+    async def _on_reaction(
+        self, body: dict[str, Any], event: dict[str, Any], context: AsyncBoltContext
+    ) -> None:
         item = event.get("item") or {}
         ref = (
             MessageRef(SLACK, item["channel"], item["ts"])
             if item.get("type") == "message"
             else None
         )
+        # `item_user` is the author of the message reacted to: ours when it is the bot.
+        ours = bool(context.bot_user_id) and event.get("item_user") == context.bot_user_id
         await self.chat.handle(
             ReactionAdded(
-                _event_id(body), _actor(event.get("user", "")), event.get("reaction", ""), ref
+                _event_id(body),
+                _actor(event.get("user", "")),
+                event.get("reaction", ""),
+                ref,
+                ours,
             )
         )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Collection
 from typing import Any
@@ -149,3 +150,26 @@ def _as_text(value: Any) -> str:
     if isinstance(value, list):
         return ",".join(str(v) for v in value)
     return str(value)
+
+
+IMAGE_CARD_MAX_BYTES = 27_000
+"""Teams refuses (or silently drops) bot messages much over 28 KB, card JSON included
+(Microsoft Q&A 2152702); an inline image has to fit inside that."""
+
+
+def image_card(image: bytes, *, title: str, alt_text: str) -> dict[str, Any]:
+    """An Adaptive Card showing a PNG inline (a data URI, allowed since card schema 1.2)."""
+    return {
+        "type": "AdaptiveCard",
+        "$schema": "http://adaptivecards.io/schemas/adaptive-card.json",
+        "version": "1.4",
+        "body": [
+            {"type": "TextBlock", "text": to_teams(title), "wrap": True, "weight": "Bolder"},
+            {
+                "type": "Image",
+                "url": "data:image/png;base64," + base64.b64encode(image).decode("ascii"),
+                "altText": alt_text[:1000],
+                "size": "Stretch",
+            },
+        ],
+    }

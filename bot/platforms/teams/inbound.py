@@ -206,7 +206,8 @@ class TeamsInbound:
                 else None
             )
             return [
-                ReactionAdded(f"{event_id}:{i}", actor, reaction.type or "", item)
+                # Teams tells a bot only of reactions to the bot's own messages.
+                ReactionAdded(f"{event_id}:{i}", actor, reaction.type or "", item, item is not None)
                 for i, reaction in enumerate(activity.reactions_added or [])
             ]
         return []

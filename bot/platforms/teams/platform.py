@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import base64
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -14,7 +14,6 @@ from botbuilder.integration.aiohttp import CloudAdapter
 from botbuilder.schema import (
     Activity,
     ActivityTypes,
-    Attachment,
     ChannelAccount,
     ConversationParameters,
     ConversationReference,
@@ -26,7 +25,7 @@ from bot.core.clock import Clock
 from bot.core.errors import DeliveryError, NotSupported
 from bot.core.types import Address, AddressKind, MessageRef, OutgoingMessage, Platform
 from bot.platforms.markup import to_plain
-from bot.platforms.teams.cards import render_card
+from bot.platforms.teams.cards import IMAGE_CARD_MAX_BYTES, image_card, render_card
 from bot.storage import conversations
 from bot.storage.database import Database
 
@@ -112,13 +111,15 @@ class TeamsPlatform:
     async def upload_image(
         self, address: Address, image: bytes, *, filename: str, title: str, alt_text: str, key: str
     ) -> MessageRef:
-        # Bots may send small images inline as data URIs; larger ones need hosting (later).
-        attachment = Attachment(
-            content_type="image/png",
-            content_url="data:image/png;base64," + base64.b64encode(image).decode("ascii"),
-            name=filename,
-        )
-        activity = MessageFactory.attachment(attachment, text=title)
+        # Bots may send small images inline as data URIs; larger ones would need hosting.
+        card = image_card(image, title=title, alt_text=alt_text)
+        size = len(json.dumps(card))
+        if size > IMAGE_CARD_MAX_BYTES:
+            raise DeliveryError(
+                f"image card of {size} bytes is over Teams' message limit", permanent=True
+            )
+        activity = MessageFactory.attachment(CardFactory.adaptive_card(card))
+        activity.summary = to_plain(title)[:200]
         if address.channel:
             return await self._send(await self._reference(address.channel), activity)
         if address.user:

@@ -1,0 +1,1 @@
+"""Weekly participation digests for leaders: figures, privacy, chart, delivery."""
