@@ -5,12 +5,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 from bot.config.settings import Settings, load_settings
 from bot.core.errors import ConfigurationError
+from bot.digests.weeks import parse_week
 from bot.observability import configure_logging
 from bot.storage.migrate import upgrade
 
@@ -68,8 +68,7 @@ def _settings(config: Path | None, what: str) -> Settings:
 
 
 def _preview(args: argparse.Namespace) -> int:
-    if not re.match(r"^\d{4}-W\d{2}$", args.week):
-        raise ConfigurationError(f"--week {args.week!r}: write an ISO week like 2026-W12")
+    parse_week(args.week, "UTC")  # a bad week is a usage error before anything is read
     settings = _settings(args.config, "digest preview")
     try:
         args.out.mkdir(parents=True, exist_ok=True)

@@ -14,7 +14,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -78,6 +78,7 @@ class DigestService:
         self.on_enqueued = on_enqueued
         self.model = language_model if self.config.narrative else None
         self.topic_names = {t.id: t.name for t in organisation.topics}
+        self._quiet_until: datetime | None = None
 
     # -- computing ------------------------------------------------------------------------
 
@@ -116,26 +117,53 @@ class DigestService:
 
     # -- the weekly job -------------------------------------------------------------------
 
-    def due_week(self, leader: Member, now: datetime) -> Week | None:
-        """Last week, if this leader's moment to get it has come (this week, their time)."""
+    @property
+    def quiet_until(self) -> datetime | None:
+        """Until then the weekly job reads nothing (everything due went out)."""
+        return self._quiet_until
+
+    def moment(self, leader: Member, week: Week) -> datetime | None:
+        """When, in `week`, this leader gets the digest of the week before (None: never)."""
         enabled, day, at = self.config.schedule_of(leader.key)
         if not enabled:
             return None
-        this = week_of(now, leader.zone)
-        moment = datetime.combine(
-            this.monday + timedelta(days=WEEKDAYS.index(day)), at, ZoneInfo(leader.zone)
+        local = datetime.combine(
+            week.monday + timedelta(days=WEEKDAYS.index(day)), at, ZoneInfo(leader.zone)
         )
-        return this.shifted(-1) if now >= moment else None
+        return local.astimezone(UTC)
+
+    def due_week(self, leader: Member, now: datetime) -> Week | None:
+        """Last week, if this leader's moment to get it has come (this week, their time)."""
+        this = week_of(now, leader.zone)
+        moment = self.moment(leader, this)
+        return this.shifted(-1) if moment is not None and now >= moment else None
+
+    def _next_moment(self, leaders: list[Member], now: datetime) -> datetime | None:
+        """The first moment after `now` at which some leader's digest falls due."""
+        found = []
+        for leader in leaders:
+            this = week_of(now, leader.zone)
+            for week in (this, this.shifted(1)):
+                moment = self.moment(leader, week)
+                if moment is not None and moment > now:
+                    found.append(moment)
+                    break
+        return min(found, default=None)
 
     async def run_due(self, now: datetime | None = None) -> int:
         """Send every digest that is due and not sent; the number sent."""
-        if not self.config.enabled:
-            return 0
         now = now or self.clock.now()
+        if not self.config.enabled or (self._quiet_until is not None and now < self._quiet_until):
+            # Everyone has had what is due: nothing is read until someone's moment comes.
+            return 0
         async with self.db.transaction() as session:
             structure = await self.structure(session)
             wanted = [(m, w) for m in structure.leaders() if (w := self.due_week(m, now))]
+            # Leaders come from the organisation file, read at start: once this run's work is
+            # done, nothing new can fall due before the next leader's moment.
+            quiet_until = self._next_moment(structure.leaders(), now)
             if not wanted:
+                self._quiet_until = quiet_until
                 return 0
             have = {
                 (leader_id, week)
@@ -150,13 +178,12 @@ class DigestService:
             for m, w in wanted
             if (m.id, w.label) not in have
         ]
-        if not work:
-            return 0
         sent = 0
-        for digest in await self.digests(work, structure):
+        for digest in await self.digests(work, structure) if work else []:
             sent += await self.deliver(digest, now)
         if sent:
             self.on_enqueued()
+        self._quiet_until = quiet_until  # only after everything due went out
         return sent
 
     async def deliver(self, digest: Digest, now: datetime) -> int:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -25,6 +26,7 @@ from bot.digests.figures import DigestFigures, Oldest
 from bot.storage import participation
 from bot.storage.models import AssignmentRow, DigestRow, NudgeRow, OutboxRow, PersonRow, QuestionRow
 from tests.conftest import make_settings
+from tests.fakes.openai_api import CHAT, FakeOpenAI
 
 W10_MONDAY = datetime(2026, 3, 2, tzinfo=UTC)  # 00:00 in London (GMT) is 00:00 UTC
 AFTER_W10 = datetime(2026, 3, 9, 9, 30, tzinfo=UTC)  # Monday 9 March, 09:30 London
@@ -367,6 +369,8 @@ async def test_each_leader_gets_last_weeks_digest_once_at_their_monday_nine(
     clock.set(datetime(2026, 3, 9, 9, 0, tzinfo=UTC))  # 09:00 in London
     assert await bot.digests.run_due() == 1
     assert await bot.digests.run_due() == 0  # once: the job runs every few minutes
+    # Nothing more is read until the next leader's moment: Kim's, Monday 16 March 09:00 JST.
+    assert bot.digests.quiet_until == datetime(2026, 3, 16, 0, 0, tzinfo=UTC)
     await bot.dispatcher.drain()
 
     async with bot.db.transaction() as session:
@@ -408,3 +412,33 @@ async def test_this_week_so_far_on_request(digest_bot: tuple[Evangelist, FrozenC
     assert "team leaders" in refused
     async with bot.db.transaction() as session:
         assert await session.scalar(select(func.count()).select_from(DigestRow)) == 0
+
+
+async def test_the_models_narrative_only_when_its_numbers_are_ours(database_url: str) -> None:
+    async with FakeOpenAI() as fake:
+        settings = make_settings(
+            database_url, openai_api_key="sk-test", openai_base_url=fake.base_url
+        )
+        clock = FrozenClock(AFTER_W10)
+        bot = build(settings, clock=clock, organisation=org_with(), console=True)
+        await bot.prepare()
+        try:
+            await lara_week(bot)
+            assert bot.digests is not None
+            good = (
+                "44% of your 9 people took part last week, up from 11%. They answered 2 of the "
+                "5 public questions routed to them, with a median first answer of 1 h 30 min. "
+                "Every answer is one the public sees."
+            )
+            fake.script({"text": good}, {"text": "Participation rose to 60% this week."})
+            [digest] = await bot.digests.preview("2026-W10", "lara@example.org", clock.now())
+            assert (digest.narrative, digest.source) == (good, "model")
+            assert digest.message().sections[1] == good
+            [again] = await bot.digests.preview("2026-W10", "lara@example.org", clock.now())
+            assert again.source == "template" and "60%" not in again.narrative
+            # The model was given figures and labels, never a name or a question's words.
+            sent = json.dumps([c.body for c in fake.calls_to(CHAT)])
+            assert "Ann One" not in sent and "A question from the public" not in sent
+            assert '\\"active_percent\\": 44' in sent
+        finally:
+            await bot.stop()
