@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 
 import numpy as np
 
@@ -38,11 +39,11 @@ class Period:
     """The week's end, or the moment asked for 'this week so far'."""
     so_far: bool
 
-    @property
+    @cached_property
     def weeks(self) -> list[Week]:
         return [*self.week.previous(TREND_WEEKS), self.week]
 
-    @property
+    @cached_property
     def bounds(self) -> list[datetime]:
         return [w.start for w in self.weeks] + [self.end]
 
@@ -65,26 +66,37 @@ class Calculator:
         ledger: Ledger,
         book: QuestionBook,
         *,
+        people: dict[int, Member],
         min_group: int,
         topic_names: dict[str, str],
     ) -> None:
         self.period = period
         self.ledger = ledger
         self.book = book
+        self.people = people
+        self.slots = {person_id: i for i, person_id in enumerate(sorted(people))}
+        book.bind(self.slots)
+        # Per ledger row: whether that person agreed to be named.
+        self.consenting = np.array(
+            [people[int(p)].consents if int(p) in people else False for p in ledger.ids],
+            dtype=bool,
+        )
         self.k = min_group
         self.topic_names = topic_names
         self.this = ledger.weeks - 1
 
-    def figures(self, scope: Scope, people: dict[int, Member]) -> DigestFigures:
+    def slots_of(self, scope: Scope) -> np.ndarray:
+        return np.fromiter((self.slots[p] for p in scope.people if p in self.slots), dtype=np.int64)
+
+    def figures(self, scope: Scope) -> DigestFigures:
         rows = self.ledger.rows(scope.people)
         sums = self.ledger.sums(rows)
         active = self.ledger.active(rows)
         size = len(scope.people)
         described = may_describe(size, self.k)
-        ids = np.array(sorted(scope.people), dtype=np.int64)
-        questions = self.book.of(ids)
+        questions, assignments = self.book.of(self.slots_of(scope))
         groups, hidden = shown_groups(scope.people, [g for g in scope.groups if g[1]], self.k)
-        recognised, others = self._stepped_up(rows, people, described)
+        recognised, others = self._stepped_up(rows, described)
         leader = scope.leader
         return DigestFigures(
             leader=leader.key if leader else "",
@@ -103,9 +115,9 @@ class Calculator:
                 else None
             ),
             average_rate=self._average(active, size) if described else None,
-            average_weeks=self.this - (self.ledger.first_week() or 0),
-            desk=self._desk(questions, ids, self.this, sums),
-            desk_before=self._desk(questions, ids, self.this - 1, sums),
+            average_weeks=self.this - (self.ledger.first_week or 0),
+            desk=self._desk(questions, assignments, self.this, sums),
+            desk_before=self._desk(questions, assignments, self.this - 1, sums),
             trend=[
                 WeekPoint(
                     week.label,
@@ -125,7 +137,7 @@ class Calculator:
     def _average(self, active: np.ndarray, size: int) -> float | None:
         """The mean active share of the weeks before this one, from the first week anyone in
         the organisation took part (None when there is no such week yet)."""
-        first = self.ledger.first_week()
+        first = self.ledger.first_week
         if not size or first is None or first >= self.this:
             return None
         return float(active[first : self.this].mean() / size)
@@ -145,12 +157,12 @@ class Calculator:
         )
 
     def _desk(
-        self, questions: np.ndarray, ids: np.ndarray, week: int, sums: np.ndarray
+        self, questions: np.ndarray, assignments: np.ndarray, week: int, sums: np.ndarray
     ) -> DeskWeek:
         bounds = self.period.bounds
         counts = {name: int(sums[week, i]) for i, name in enumerate(COLUMNS)}
         return self.book.desk(
-            questions, ids, bounds[week].timestamp(), bounds[week + 1].timestamp(), counts
+            questions, assignments, bounds[week].timestamp(), bounds[week + 1].timestamp(), counts
         )
 
     def _group(self, name: str, members: frozenset[int]) -> Group:
@@ -167,30 +179,31 @@ class Calculator:
         ]
         return sorted(named, key=lambda item: (-item[1], item[0]))[:3]
 
-    def _stepped_up(
-        self, rows: np.ndarray, people: dict[int, Member], described: bool
-    ) -> tuple[list[Recognised], int]:
+    def _stepped_up(self, rows: np.ndarray, described: bool) -> tuple[list[Recognised], int]:
         """Who stepped up this week: named if they agreed, else counted (never listed)."""
-        found: list[tuple[tuple[int, int], Recognised]] = []
-        others = 0
-        for person_id in self.ledger.doing(rows, self.this, STEPPED_UP).tolist():
-            did = self.ledger.person(person_id, self.this)
-            member = people.get(person_id)
-            if member is None or not member.consents:
-                others += 1
-                continue
-            rank = (did.get("question_answered", 0), did.get("page_comment", 0))
-            found.append((rank, Recognised(member.name, _deeds(did))))
-        found.sort(key=lambda item: (-item[0][0], -item[0][1], item[1].name))
-        named = [r for _, r in found[:NAMED]]
-        others += max(0, len(found) - NAMED)
+        deeds = self.ledger.values(rows, self.this, STEPPED_UP)
+        doers = deeds.sum(axis=1) > 0
+        agreed = doers & self.consenting[rows]
+        named_rows, named_deeds = rows[agreed], deeds[agreed]
+        # Most answers first, then most comments, then by name; only those who can reach the
+        # top are looked at by name.
+        score = named_deeds[:, 0].astype(np.int64) * 1_000_000 + named_deeds[:, 1]
+        if score.size > NAMED:
+            keep = score >= np.partition(score, -NAMED)[-NAMED]
+            named_rows, named_deeds, score = named_rows[keep], named_deeds[keep], score[keep]
+        names = [self.people[int(p)].name for p in self.ledger.ids[named_rows]]
+        order = sorted(range(len(names)), key=lambda i: (-int(score[i]), names[i]))[:NAMED]
+        named = [
+            Recognised(names[i], _deeds(int(named_deeds[i, 0]), int(named_deeds[i, 1])))
+            for i in order
+        ]
+        others = int(doers.sum()) - len(named)
         # A count of the unnamed in a small group could point at someone.
         return named, others if described else 0
 
 
-def _deeds(did: dict[str, int]) -> str:
+def _deeds(answered: int, commented: int) -> str:
     parts = []
-    answered, commented = did.get("question_answered", 0), did.get("page_comment", 0)
     if answered:
         parts.append(f"answered {_times(answered, 'public question')}")
     if commented:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -62,6 +63,7 @@ class Ledger:
         active: np.ndarray = (taken > 0).sum(axis=0)
         return active
 
+    @cached_property
     def first_week(self) -> int | None:
         """The first week in which anyone at all took part (None: nobody yet).
 
@@ -74,20 +76,10 @@ class Ledger:
         found = np.flatnonzero(taken)
         return int(found[0]) if found.size else None
 
-    def doing(self, rows: np.ndarray, week: int, columns: list[str]) -> np.ndarray:
-        """Person ids among `rows` with any of `columns` in `week`."""
-        if rows.size == 0:
-            return rows
-        values = self.table[rows, week][:, [COLUMN[c] for c in columns]]
-        found: np.ndarray = self.ids[rows[values.sum(axis=1) > 0]]
+    def values(self, rows: np.ndarray, week: int, columns: list[str]) -> np.ndarray:
+        """(rows, columns): these people's counts of `columns` in `week`."""
+        found: np.ndarray = self.table[rows, week][:, [COLUMN[c] for c in columns]]
         return found
-
-    def person(self, person_id: int, week: int) -> dict[str, int]:
-        row = self.index.get(person_id)
-        if row is None:
-            return {}
-        values = self.table[row, week]
-        return {name: int(values[i]) for i, name in enumerate(COLUMNS) if values[i]}
 
 
 async def read_ledger(session: AsyncSession, bounds: list[datetime]) -> Ledger:

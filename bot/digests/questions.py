@@ -7,7 +7,7 @@ so the ones that matter for the nine weeks are read once and kept as arrays of t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import numpy as np
@@ -38,24 +38,42 @@ class QuestionBook:
     """Row into the arrays above, one per assignment to a person."""
     routed_person: np.ndarray
     routed_at: np.ndarray
+    by_asked: _Index = field(init=False)
+    by_answerer: _Index = field(init=False)
 
-    def of(self, people: np.ndarray) -> np.ndarray:
-        """Rows of the questions put to, or answered by, any of `people` (sorted ids)."""
-        asked = self.routed_question[np.isin(self.routed_person, people)]
-        answered = np.flatnonzero(np.isin(self.answered_by, people))
-        return np.union1d(asked, answered).astype(np.int64)
+    def bind(self, slots: dict[int, int]) -> None:
+        """Index the assignments and answers by person, numbered as `slots` numbers them, so
+        a scope costs as much as its own people and their questions, not all questions."""
+        outside = len(slots)
+        asked = np.array([slots.get(int(p), outside) for p in self.routed_person], dtype=np.int64)
+        answerer = np.array([slots.get(int(p), outside) for p in self.answered_by], dtype=np.int64)
+        self.by_asked = _Index(asked, outside + 1)
+        self.by_answerer = _Index(answerer, outside + 1)
 
-    def routed(self, people: np.ndarray, start: float, end: float) -> int:
-        """Questions put to these people in [start, end)."""
-        hit = (
-            np.isin(self.routed_person, people) & (self.routed_at >= start) & (self.routed_at < end)
-        )
+    def of(self, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(question rows, assignment rows) put to, or answered by, anyone in `slots`."""
+        assignments = self.by_asked.rows(slots)
+        answered = self.by_answerer.rows(slots)
+        return np.union1d(self.routed_question[assignments], answered), assignments
+
+    def routed(self, assignments: np.ndarray, start: float, end: float) -> int:
+        """Questions behind these assignments that were made in [start, end)."""
+        at = self.routed_at[assignments]
+        hit = assignments[(at >= start) & (at < end)]
         return int(np.unique(self.routed_question[hit]).size)
 
     def desk(
-        self, rows: np.ndarray, people: np.ndarray, start: float, end: float, counts: dict[str, int]
+        self,
+        rows: np.ndarray,
+        assignments: np.ndarray,
+        start: float,
+        end: float,
+        counts: dict[str, int],
     ) -> DeskWeek:
         """The desk's week for a scope: `counts` holds its claims and answers from events."""
+        claimed, answered = counts.get("question_claimed", 0), counts.get("question_answered", 0)
+        if rows.size == 0:  # most small teams, most weeks: no array work at all
+            return DeskWeek(claimed=claimed, answered=answered)
         first = self.first_response[rows]
         created = self.created[rows]
         answered_now = (first >= start) & (first < end)
@@ -66,9 +84,9 @@ class QuestionBook:
         # Closed before its deadline (spam, not a question after all): nothing was missed.
         missed = due_now & (np.isnan(first) | (first > due)) & ~(closed <= due)
         return DeskWeek(
-            routed=self.routed(people, start, end),
-            claimed=counts.get("question_claimed", 0),
-            answered=counts.get("question_answered", 0),
+            routed=self.routed(assignments, start, end),
+            claimed=claimed,
+            answered=answered,
             median_minutes=float(np.median(waits)) if waits.size else None,
             p90_minutes=nearest_rank(waits, 0.9),
             sla_breaches=int(missed.sum()),
@@ -101,6 +119,26 @@ class QuestionBook:
         row, hours = found
         topic = self.topics[row]
         return Oldest(round(hours, 1), names.get(topic, topic) if topic else None, self.urls[row])
+
+
+class _Index:
+    """Rows grouped by a small integer key (a person's slot), for gathering many keys at once."""
+
+    def __init__(self, keys: np.ndarray, size: int) -> None:
+        self.order = np.argsort(keys, kind="stable")
+        self.starts = np.searchsorted(keys[self.order], np.arange(size + 1))
+
+    def rows(self, keys: np.ndarray) -> np.ndarray:
+        """Every row whose key is one of `keys`."""
+        first, last = self.starts[keys], self.starts[keys + 1]
+        counts = last - first
+        total = int(counts.sum())
+        if total == 0:
+            return np.zeros(0, dtype=np.int64)
+        # One arange over all the runs: each run's offset, then positions within runs.
+        offsets = np.repeat(first - np.cumsum(counts) + counts, counts)
+        found: np.ndarray = self.order[offsets + np.arange(total)]
+        return found
 
 
 def nearest_rank(sorted_values: np.ndarray, share: float) -> float | None:

@@ -100,10 +100,11 @@ class DigestService:
                 period,
                 ledger,
                 book,
+                people=structure.people,
                 min_group=self.config.min_group,
                 topic_names=self.topic_names,
             )
-            done += [(scope, calculator.figures(scope, structure.people)) for scope in scopes]
+            done += [(scope, calculator.figures(scope)) for scope in scopes]
         return done
 
     async def digests(self, work: list[tuple[Scope, Period]], structure: Structure) -> list[Digest]:

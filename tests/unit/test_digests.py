@@ -185,3 +185,47 @@ def test_a_quiet_week_says_so_plainly() -> None:
     )
     # Any question routed, or anyone taking part, and the usual three sentences come back.
     assert render.template_narrative(figures(desk_before=DeskWeek())).startswith("45% of your")
+
+
+def test_who_stepped_up_names_five_who_agreed_and_counts_the_rest() -> None:
+    from bot.digests.compute import Calculator, Period
+    from bot.digests.ledger import COLUMN, COLUMNS, Ledger
+    from bot.digests.questions import QuestionBook
+    from bot.digests.scope import Member, Scope
+
+    period = Period.complete(parse_week("2026-W10", "UTC"))
+    #               id: (name, agreed, answered, commented)
+    deeds = {
+        1: ("Zoe", True, 3, 0),
+        2: ("Yan", True, 1, 0),
+        3: ("Xia", True, 1, 0),
+        4: ("Abe", True, 2, 0),
+        5: ("Bea", True, 0, 2),
+        6: ("Cal", True, 1, 0),
+        7: ("Dee", True, 1, 1),
+        8: ("Eve", False, 5, 0),
+        9: ("Fay", False, 0, 1),
+        10: ("Gus", True, 0, 0),
+    }
+    people = {
+        i: Member(i, f"p{i}", name, "UTC", agreed) for i, (name, agreed, _, _) in deeds.items()
+    }
+    table = np.zeros((10, 9, len(COLUMNS)), dtype=np.int32)
+    for i, (_, _, answered, commented) in deeds.items():
+        table[i - 1, 8, COLUMN["question_answered"]] = answered
+        table[i - 1, 8, COLUMN["page_comment"]] = commented
+    ledger = Ledger(period.bounds, np.arange(1, 11), table)
+    empty = np.zeros(0)
+    book = QuestionBook(empty, empty, empty, empty, empty, [], [], empty, empty.astype(int),
+                        empty.astype(int), empty)  # fmt: skip
+    calculator = Calculator(period, ledger, book, people=people, min_group=5, topic_names={})
+    f = calculator.figures(Scope(None, "All", frozenset(people), ()))
+    assert [(r.name, r.did) for r in f.recognised] == [
+        ("Zoe", "answered 3 public questions"),
+        ("Abe", "answered 2 public questions"),
+        ("Dee", "answered 1 public question and commented on our pages once"),
+        ("Cal", "answered 1 public question"),
+        ("Xia", "answered 1 public question"),
+    ]
+    # Yan and Bea agreed but did not make the five; Eve and Fay did not agree; Gus did nothing.
+    assert f.others == 4
