@@ -30,7 +30,7 @@ from bot.delivery import outbox
 from bot.digests import chart, render
 from bot.digests.compute import Calculator, Period
 from bot.digests.figures import DigestFigures
-from bot.digests.ledger import read_ledger
+from bot.digests.ledger import read_segments
 from bot.digests.narrative import narrate
 from bot.digests.questions import read_questions
 from bot.digests.scope import Member, Scope, Structure, load_structure
@@ -93,12 +93,14 @@ class DigestService:
         for scope, period in work:
             by_period.setdefault(period, []).append(scope)
         done: list[tuple[Scope, DigestFigures]] = []
+        # One read for every period: leaders in other time zones have other weeks.
+        edges = sorted({b for period in by_period for b in period.bounds})
+        segments = await read_segments(session, edges)
+        book = await read_questions(session, edges[0], edges[-1])
         for period, scopes in by_period.items():
-            ledger = await read_ledger(session, period.bounds)
-            book = await read_questions(session, period.bounds[0], period.end)
             calculator = Calculator(
                 period,
-                ledger,
+                segments.ledger(period.bounds, frozenset().union(*(s.people for s in scopes))),
                 book,
                 people=structure.people,
                 min_group=self.config.min_group,

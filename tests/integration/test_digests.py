@@ -260,6 +260,9 @@ async def test_leaders_see_their_scope_only(digest_bot: tuple[Evangelist, Frozen
     assert kim.topics == [("PhD positions", 1)]
     assert kim.oldest is None
     assert lara.desk.routed == 5 and ("PhD positions", 1) not in lara.topics
+    assert bot.digests is not None
+    both = await bot.digests.preview("2026-W10", None, bot.clock.now())
+    assert {d.figures.leader: d.figures for d in both} == {"lara": lara, "kim": kim}
     # The evangelist leads no team: the whole organisation (everyone in the file).
     eve = await preview(bot, "eve@example.org")
     assert eve.scope == "Test Org" and eve.people == 18
@@ -351,6 +354,10 @@ async def test_weeks_end_at_each_leaders_local_midnight(
     assert kim_next.this is not None and kim_next.this.links_opened == 1  # b2
     lara = await preview(bot, "lara@example.org")
     assert lara.this is not None and lara.this.active == 1  # a2, late on Sunday
+    # Both leaders at once (one read for both zones' weeks) give the same figures.
+    assert bot.digests is not None
+    both = await bot.digests.preview("2026-W10", None, bot.clock.now())
+    assert {d.figures.leader: d.figures for d in both} == {"lara": lara, "kim": kim}
 
 
 async def test_each_leader_gets_last_weeks_digest_once_at_their_monday_nine(
