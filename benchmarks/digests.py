@@ -20,12 +20,15 @@ without a password (--postgres names the server; any database on it).
    organisation of --people people in four levels of teams (divisions → departments → groups →
    teams of ~10; every team has a leader, 3 % of teams a co-leader, 2 % of group heads also
    lead a team of their group; division, department and group heads are direct members of the
-   team they lead), in 14 time zones (most leaders in Europe/London, America/New_York and
-   Asia/Kolkata; the others include Europe/Dublin, Berlin and Paris, which share week
-   boundaries with London or with each other). ~8 sent nudges a person (weekly, 85 % of weeks,
-   some skipped, some planned; a quarter answered 'done'), 0.4 questions a person routed to
-   topic experts with their assignments, escalations and answers, and --events participation
-   events over the --weeks weeks before the reported week, the reported week (2026-W11) and
+   team they lead), in 14 time zones: divisions based in Europe/London, America/New_York or
+   Asia/Kolkata (one in another zone: Asia/Tokyo with seed 1), 8 % of their teams remote in
+   one of 11 other zones (among them Europe/Dublin, Berlin and Paris, which share week
+   boundaries with London or with each other), 15 % of members anywhere. With seed 1: 5,684
+   leaders, 84 % of them in the three main zones, 11 % in Tokyo, ~35 in each other zone.
+   ~8 sent nudges a person (weekly, 85 % of weeks, some skipped, some planned; a quarter
+   answered 'done'), 0.4 questions a person routed to topic experts with their assignments,
+   escalations and answers, and --events participation events over the --weeks weeks before
+   the reported week, the reported week (2026-W11) and
    this week so far (to Tuesday 17 March 2026 12:00 UTC): nudge_done for each nudge done,
    question_routed/declined/claimed/answered/answer_verified from the questions, the rest
    link_opened, reacted, page_comment, experiment_tried/note and ladder_up, drawn with a
@@ -130,7 +133,7 @@ OTHER_ZONES = (
     "Australia/Sydney",
 )
 ZONES = (*MAIN_ZONES, *OTHER_ZONES)
-# A division's home: London, New York or Kolkata, or (-1) offices all over the world.
+# A division's home: London, New York or Kolkata, or (-1) one of the other zones, drawn.
 DIVISION_HOMES = (0, 1, 2, 0, 1, 0, 2, 1, 0, -1)
 DIVISION_NAMES = (
     "Admissions",

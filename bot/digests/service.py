@@ -89,6 +89,8 @@ class DigestService:
         self, session: AsyncSession, work: list[tuple[Scope, Period]], structure: Structure
     ) -> list[tuple[Scope, DigestFigures]]:
         """Figures for each (scope, period); scopes sharing a period share its reads."""
+        if not work:
+            return []
         by_period: dict[Period, list[Scope]] = {}
         for scope, period in work:
             by_period.setdefault(period, []).append(scope)
