@@ -27,6 +27,7 @@ EVENT_COLUMNS = (*ACTIVE_KINDS, "ladder_up")
 COLUMNS = (*EVENT_COLUMNS, "nudges_sent")
 COLUMN = {name: i for i, name in enumerate(COLUMNS)}
 ACTIVE = [COLUMN[k] for k in ACTIVE_KINDS]
+STREAM_ROWS = 50_000
 
 
 @dataclass
@@ -149,11 +150,14 @@ async def read_segments(session: AsyncSession, edges: list[datetime]) -> Segment
         (_events_query(edges), [COLUMN[k] for k in EVENT_COLUMNS]),
         (_nudges_query(edges), [COLUMN["nudges_sent"]]),
     ):
-        result = await session.execute(query)
-        # Plain tuples: numpy reads them ten times faster than SQLAlchemy's rows.
-        rows = np.array([tuple(row) for row in result], dtype=np.int64)
-        if rows.size:
-            chunks.append(_spread(rows, columns))
+        # Streamed in slices, each turned into an array at once: the rows never sit in memory
+        # as Python objects all together (hundreds of MB at 50,000 people). Plain tuples:
+        # numpy reads them ten times faster than SQLAlchemy's rows.
+        result = await session.stream(query)
+        async for part in result.partitions(STREAM_ROWS):
+            rows = np.array([tuple(row) for row in part], dtype=np.int64)
+            if rows.size:
+                chunks.append(_spread(rows, columns))
     if not chunks:
         return Segments(edges, np.zeros((0, 2 + len(COLUMNS)), dtype=np.int64))
     return Segments(edges, np.concatenate(chunks))
